@@ -1,0 +1,54 @@
+"""quartchat: self-hosted real-time chat rooms, on Quart and Hypercorn."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from quart import Quart
+from quart_schema import Info, QuartSchema
+
+from . import apidocs, errors, health, pages, security, services
+from .chat.views import bp as chat_bp
+from .config import load_settings
+
+__all__ = ["create_app"]
+
+__version__ = "0.1.0"
+
+
+def create_app(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Quart:
+    """Build the application.
+
+    Arguments:
+        overrides: ``{section: {key: value}}`` settings applied over config.toml and the
+            environment (see :mod:`quartchat.config`).
+    """
+    settings = load_settings(overrides=overrides)
+    app = Quart(
+        __name__,
+        template_folder=str(_asset_dir("templates")),
+        static_folder=str(_asset_dir("static")),
+    )
+    QuartSchema(
+        app,
+        info=Info(title="quartchat", version=__version__),
+        swagger_ui_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
+    services.init_app(app, settings)
+    errors.init_app(app)
+    security.init_app(app)
+    for blueprint in (pages.bp, chat_bp, health.bp, apidocs.bp):
+        app.register_blueprint(blueprint)
+    return app
+
+
+def _asset_dir(name: str) -> Path:
+    """templates/ and static/ live at the top of the repository and are copied into the
+    package by the wheel build; find them either way."""
+    package = Path(__file__).resolve().parent
+    installed = package / name
+    return installed if installed.is_dir() else package.parent / name

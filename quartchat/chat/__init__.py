@@ -1,0 +1,1 @@
+"""Room chat: the room websocket (views), its session logic, writer, presence and rules."""

@@ -1,0 +1,57 @@
+"""Pure rules of the room socket: message limits and the per-connection rate limit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..messages import FrameError
+
+
+def check_message(text: str, max_chars: int) -> str:
+    """Return ``text`` if it may be posted, else raise :class:`FrameError`."""
+    if not text.strip():
+        raise FrameError("message_empty", "The message is empty.")
+    if len(text) > max_chars:
+        raise FrameError(
+            "message_too_long", f"The message is {len(text)} characters; the limit is {max_chars}."
+        )
+    return text
+
+
+class TokenBucket:
+    """Allow ``rate`` frames per second on average, with bursts of up to ``burst``."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._clock = clock
+        self._last = clock()
+
+    def take(self) -> bool:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class Throttle:
+    """True at most once per ``interval`` seconds (typing notices)."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._next = float("-inf")
+
+    def ready(self) -> bool:
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + self._interval
+        return True

@@ -1,0 +1,150 @@
+"""The room websocket: ``/ws/room/<room>/<user>/``.
+
+One data path for a chat message: validate the frame -> the writer stores it (its id comes
+from the store) -> the broker publishes the encoded text once -> every subscribed socket's
+sender writes that same text.  The socket subscribes before it reads history, so a message
+stored during the replay is either in the replay or arrives live; live copies of replayed
+messages are dropped by id, and nothing is lost or shown twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from quart import websocket
+
+from ..broker import Subscriber
+from ..messages import (
+    FrameError,
+    History,
+    MemberJoined,
+    MemberLeft,
+    PostMessage,
+    Presence,
+    Typing,
+    encode,
+    error_frame,
+    parse_room_frame,
+)
+from ..services import Services
+from ..sockets import PROTOCOL, CloseCode, CloseSocket, run_duplex
+from ..store import NewMessage, StoredMessage, StoreUnavailable
+from ..topics import room_topic
+from .rules import Throttle, TokenBucket, check_message
+from .writer import chat_message
+
+CHAT_PREFIX = '{"type":"chat_message"'
+
+
+class RoomSession:
+    """One accepted room socket: ``extended`` if the client asked for :data:`PROTOCOL`."""
+
+    def __init__(self, services: Services, room: str, user: str, extended: bool) -> None:
+        self.services = services
+        self.limits = services.settings.limits
+        self.room = room
+        self.user = user
+        self.topic = room_topic(room)
+        self.extended = extended
+
+    async def run(self, since: int | None) -> None:
+        broker, presence = self.services.broker, self.services.presence
+        async with broker.subscribe(self.topic, max_queue=self.limits.queue_length) as inbox:
+            if await presence.join(self.room, self.user):
+                await broker.publish(
+                    self.topic, encode(MemberJoined(user=self.user, datetime=_now()))
+                )
+            try:
+                await websocket.accept(subprotocol=PROTOCOL if self.extended else None)
+                await run_duplex(self._receive, lambda: self._send(inbox, since), inbox)
+            finally:
+                if await presence.leave(self.room, self.user):
+                    await broker.publish(
+                        self.topic, encode(MemberLeft(user=self.user, datetime=_now()))
+                    )
+
+    # -- outbound --------------------------------------------------------------------------
+
+    async def _send(self, inbox: Subscriber, since: int | None) -> None:
+        try:
+            last_id = await self._replay(since)
+        except StoreUnavailable:
+            # Without history there is no gap-free stream: tell the client to come back.
+            await websocket.send(
+                error_frame(FrameError("unavailable", "History is unavailable; reconnect later."))
+            )
+            raise CloseSocket(CloseCode.TRY_AGAIN_LATER, "message store unavailable") from None
+        catching_up = True
+        async for text in inbox:
+            if not text.startswith(CHAT_PREFIX):
+                if self.extended:
+                    await websocket.send(text)
+                continue
+            if catching_up:  # parse only until the first message newer than the replay
+                if json.loads(text)["id"] <= last_id:
+                    continue
+                catching_up = False
+            await websocket.send(text)
+
+    async def _replay(self, since: int | None) -> int:
+        """Send the member list and the history (or what came after ``since``); return the
+        last id sent."""
+        if self.extended:
+            members = await self.services.presence.members(self.room)
+            await websocket.send(encode(Presence(room=self.room, user=self.user, members=members)))
+        last_id = since or 0
+        async for page in self._history(since):
+            messages = [chat_message(stored) for stored in page]
+            if self.extended:
+                await websocket.send(encode(History(messages=messages, since=since)))
+            else:
+                for message in messages:
+                    await websocket.send(encode(message))
+            if page:
+                last_id = page[-1].id
+        return last_id
+
+    async def _history(self, since: int | None) -> AsyncIterator[list[StoredMessage]]:
+        """The last messages on entry; on resume, everything after ``since``, page by page."""
+        if since is None:
+            yield await self.services.store.page(self.room, limit=self.limits.history_on_join)
+            return
+        limit = self.limits.page_max
+        while True:
+            page = await self.services.store.page(self.room, after=since, limit=limit)
+            yield page
+            if len(page) < limit:
+                return
+            since = page[-1].id
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        bucket = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst)
+        typing = Throttle(self.limits.typing_interval_seconds)
+        while True:
+            frame = await websocket.receive()
+            try:
+                if not bucket.take():
+                    raise FrameError("rate_limited", "Too many frames: slow down.")
+                await self._handle(frame, typing)
+            except FrameError as error:
+                await websocket.send(error_frame(error))
+
+    async def _handle(self, raw: str | bytes, typing: Throttle) -> None:
+        frame = parse_room_frame(raw)
+        if not isinstance(frame, PostMessage):
+            if typing.ready():
+                await self.services.broker.publish(self.topic, encode(Typing(user=self.user)))
+            return
+        text = check_message(frame.message, self.limits.message_max_chars)
+        try:
+            await self.services.writer.post(NewMessage(self.room, self.user, text, frame.client_id))
+        except StoreUnavailable as error:
+            raise FrameError("unavailable", f"Not sent: {error}.") from None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,96 @@
+"""Room chat routes: the room websocket and the HTTP API over rooms and their history."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from quart import Blueprint, ResponseReturnValue, websocket
+from quart_schema import tag, validate_querystring, validate_response
+
+from ..errors import ApiError, api_error
+from ..messages import ChatMessage
+from ..names import InvalidName, check_room, check_user
+from ..services import services
+from ..sockets import PROTOCOL
+from .socket import RoomSession
+from .writer import chat_message
+
+bp = Blueprint("chat", __name__)
+
+DEFAULT_PAGE = 50
+
+
+@bp.websocket("/ws/room/<room>/<user>/")
+async def room_socket(room: str, user: str) -> ResponseReturnValue | None:
+    """Refused at the handshake (HTTP 400, JSON body) when a name or ``since`` is invalid."""
+    try:
+        check_room(room)
+        check_user(user)
+        since = _since(websocket.args.get("since"))
+    except (InvalidName, ValueError) as error:
+        return {"error": "bad_handshake", "message": str(error)}, 400
+    extended = PROTOCOL in websocket.requested_subprotocols
+    await RoomSession(services(), room, user, extended).run(since)
+    return None
+
+
+def _since(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise ValueError("since must be a message id (a non-negative integer)")
+    return int(value)
+
+
+class RoomSummary(BaseModel):
+    name: str
+    members: int = Field(description="People in the room now.")
+
+
+class RoomList(BaseModel):
+    rooms: list[RoomSummary]
+
+
+class HistoryQuery(BaseModel):
+    before: int | None = Field(None, ge=1, description="Only messages with a smaller id.")
+    after: int | None = Field(None, ge=0, description="Only messages with a larger id.")
+    limit: int | None = Field(
+        None, ge=1, description="At most this many (default 50; server limit: limits.page_max)."
+    )
+
+
+class MessagePage(BaseModel):
+    room: str
+    messages: list[ChatMessage] = Field(description="In id order, oldest first.")
+
+
+@bp.get("/api/rooms")
+@tag(["rooms"])
+@validate_response(RoomList)
+async def list_rooms() -> RoomList:
+    """Rooms that have people in them now, busiest first."""
+    counts = await services().presence.rooms()
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return RoomList(rooms=[RoomSummary(name=name, members=count) for name, count in ordered])
+
+
+@bp.get("/api/rooms/<room>/messages")
+@tag(["rooms"])
+@validate_querystring(HistoryQuery)
+@validate_response(MessagePage, 200)
+@validate_response(ApiError, 400)
+async def room_messages(room: str, query_args: HistoryQuery) -> MessagePage | tuple[ApiError, int]:
+    """A page of a room's history: the latest messages, or those before/after an id."""
+    try:
+        check_room(room)
+    except InvalidName as error:
+        return api_error("invalid_room", str(error))
+    page_max = services().settings.limits.page_max
+    limit = min(DEFAULT_PAGE, page_max) if query_args.limit is None else query_args.limit
+    if limit > page_max:
+        return api_error("invalid_limit", f"limit is at most {page_max}")
+    if query_args.before is not None and query_args.after is not None:
+        return api_error("invalid_query", "give before or after, not both")
+    stored = await services().store.page(
+        room, after=query_args.after, before=query_args.before, limit=limit
+    )
+    return MessagePage(room=room, messages=[chat_message(message) for message in stored])

@@ -1,0 +1,85 @@
+"""Stores chat messages in batches, then publishes each, in id order.
+
+Every post waits for the commit of its batch: a message is acknowledged (published and
+echoed to its sender) only once it is on disk.  While one batch commits, the next fills up,
+so the store sees one transaction per batch however many sockets post at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..aio import cancel_and_wait
+from ..broker import Broker
+from ..messages import ChatMessage, encode
+from ..store import MessageStore, NewMessage, StoredMessage, StoreUnavailable
+from ..topics import room_topic
+
+log = logging.getLogger(__name__)
+
+
+def chat_message(stored: StoredMessage) -> ChatMessage:
+    return ChatMessage(
+        id=stored.id,
+        message=stored.text,
+        user=stored.user,
+        datetime=stored.created_at.isoformat(),
+        room=stored.room,
+        client_id=stored.client_id,
+    )
+
+
+class ChatWriter:
+    def __init__(self, store: MessageStore, broker: Broker, batch_max: int) -> None:
+        self._store = store
+        self._broker = broker
+        self._batch_max = batch_max
+        self._pending: asyncio.Queue[tuple[NewMessage, asyncio.Future[StoredMessage]]] = (
+            asyncio.Queue()
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="chat-writer")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+        while not self._pending.empty():
+            _, waiter = self._pending.get_nowait()
+            if not waiter.done():
+                waiter.set_exception(StoreUnavailable("the server is shutting down"))
+
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def post(self, new: NewMessage) -> StoredMessage:
+        """Store and publish ``new``; return it as stored.  Raises :class:`StoreUnavailable`."""
+        waiter: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
+        self._pending.put_nowait((new, waiter))
+        return await waiter
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._pending.get()]
+            while len(batch) < self._batch_max and not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+            await self._write(batch)
+
+    async def _write(self, batch: list[tuple[NewMessage, asyncio.Future[StoredMessage]]]) -> None:
+        try:
+            stored = await self._store.append_many([new for new, _ in batch])
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the writer must outlive any failure of one batch
+            log.error("storing %d message(s) failed: %r", len(batch), error)
+            for _, waiter in batch:
+                if not waiter.done():
+                    waiter.set_exception(StoreUnavailable("the message store is unavailable"))
+            return
+        for message, (_, waiter) in zip(stored, batch, strict=True):
+            # Published even when the poster has gone: it is stored, so members must see it.
+            await self._broker.publish(room_topic(message.room), encode(chat_message(message)))
+            if not waiter.done():
+                waiter.set_result(message)

@@ -1,0 +1,199 @@
+"""One loader for every setting.
+
+Precedence, lowest first: built-in defaults < config.toml < ``QUARTCHAT_<SECTION>_<KEY>``
+environment variables < the ``overrides`` given to :func:`create_app`.  Unknown sections or
+keys are errors, and so is any value of the wrong type or range: start-up stops with a message
+that names the key and where the bad value came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_ENV = "QUARTCHAT_CONFIG"
+ENV_PREFIX = "QUARTCHAT_"
+
+
+class ConfigError(Exception):
+    """A setting is missing, unknown or has a bad value; the message names it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    bind: str = "127.0.0.1:8000"
+    workers: int = Field(1, ge=1, le=64)
+    certfile: str = ""
+    keyfile: str = ""
+
+    @field_validator("bind")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8000")
+        return value
+
+
+class BrokerConfig(_Section):
+    url: str = "memory://"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith("memory://"):
+            raise ValueError("only memory:// is supported by this version")
+        return value
+
+
+class StoreConfig(_Section):
+    url: str = "sqlite+aiosqlite:///quartchat.db"
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if "://" not in value or "+" not in value.split("://", 1)[0]:
+            raise ValueError("must be an async SQLAlchemy URL, e.g. sqlite+aiosqlite:///chat.db")
+        return value
+
+
+class LimitsConfig(_Section):
+    message_max_chars: int = Field(2000, ge=1, le=100_000)
+    frame_max_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    rate_per_second: float = Field(5.0, gt=0)
+    rate_burst: int = Field(10, ge=1)
+    queue_length: int = Field(256, ge=1, le=100_000)
+    history_on_join: int = Field(50, ge=0, le=1000)
+    page_max: int = Field(200, ge=1, le=10_000)
+    typing_interval_seconds: float = Field(2.0, ge=0)
+    store_batch_max: int = Field(256, ge=1, le=10_000)
+
+
+class IceConfig(_Section):
+    stun_urls: list[str] = Field(default_factory=list)
+    turn_urls: list[str] = Field(default_factory=list)
+    turn_secret: str = ""
+    turn_ttl_seconds: int = Field(3600, ge=60)
+
+
+class Settings(_Section):
+    server: ServerConfig = ServerConfig()
+    broker: BrokerConfig = BrokerConfig()
+    store: StoreConfig = StoreConfig()
+    limits: LimitsConfig = LimitsConfig()
+    ice: IceConfig = IceConfig()
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Merge the layers and validate them.
+
+    Arguments:
+        path: a config.toml; when None, ``$QUARTCHAT_CONFIG``, else ./config.toml if present.
+        environ: the environment to read ``QUARTCHAT_*`` from (default ``os.environ``).
+        overrides: ``{section: {key: value}}`` applied last (tests, embedding).
+    """
+    environ = os.environ if environ is None else environ
+    merged: dict[str, dict[str, Any]] = {}
+    origin: dict[tuple[str, str], str] = {}
+
+    toml_path = _resolve_path(path, environ)
+    if toml_path is not None:
+        _merge(merged, origin, _read_toml(toml_path), str(toml_path))
+    _merge(merged, origin, _from_environ(environ), "environment")
+    if overrides:
+        _merge(merged, origin, overrides, "overrides")
+
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, origin)) from None
+
+
+def _resolve_path(path: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    if path is None and environ.get(CONFIG_ENV):
+        path = environ[CONFIG_ENV]
+    if path is not None:
+        resolved = Path(path)
+        if not resolved.is_file():
+            raise ConfigError(f"config file not found: {resolved}")
+        return resolved
+    default = Path("config.toml")
+    return default if default.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Map ``QUARTCHAT_LIMITS_RATE_BURST=3`` to ``{"limits": {"rate_burst": "3"}}``."""
+    layer: dict[str, dict[str, Any]] = {}
+    sections = {name.upper(): name for name in Settings.model_fields}
+    for variable, value in environ.items():
+        if not variable.startswith(ENV_PREFIX) or variable == CONFIG_ENV:
+            continue
+        rest = variable[len(ENV_PREFIX) :]
+        section_key, _, key = rest.partition("_")
+        if section_key not in sections or not key:
+            raise ConfigError(f"{variable}: no such setting (expected QUARTCHAT_<SECTION>_<KEY>)")
+        section = sections[section_key]
+        field = _field_type(section, key.lower())
+        layer.setdefault(section, {})[key.lower()] = _split_list(value) if field is list else value
+    return layer
+
+
+def _field_type(section: str, key: str) -> Any:
+    model = Settings.model_fields[section].annotation
+    fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+    annotation = fields[key].annotation if key in fields else None
+    return getattr(annotation, "__origin__", annotation)
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _merge(
+    merged: dict[str, dict[str, Any]],
+    origin: dict[tuple[str, str], str],
+    layer: Mapping[str, Any],
+    source: str,
+) -> None:
+    for section, values in layer.items():
+        if not isinstance(values, Mapping):
+            merged[section] = values  # let validation report the bad section shape
+            continue
+        target = merged.setdefault(section, {})
+        for key, value in values.items():
+            target[key] = value
+            origin[(section, key)] = source
+
+
+def _describe(error: ValidationError, origin: Mapping[tuple[str, str], str]) -> str:
+    lines = []
+    for problem in error.errors():
+        location = [str(part) for part in problem["loc"]]
+        name = ".".join(location)
+        where = origin.get((location[0], location[1])) if len(location) > 1 else None
+        if where == "environment":
+            where = f"${ENV_PREFIX}{location[0].upper()}_{location[1].upper()}"
+        message = "unknown setting" if problem["type"] == "extra_forbidden" else problem["msg"]
+        suffix = f" (from {where})" if where else ""
+        lines.append(f"{name}: {message}{suffix}")
+    return "invalid configuration: " + "; ".join(lines)

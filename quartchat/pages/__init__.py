@@ -1,0 +1,68 @@
+"""The pages people open: the index (join form, active rooms) and a room."""
+
+from __future__ import annotations
+
+from quart import Blueprint, ResponseReturnValue, redirect, render_template, request, url_for
+
+from ..names import ROOM_MAX, USER_MAX, InvalidName, check_room, check_user
+from ..services import services
+from ..sockets import PROTOCOL
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+async def index() -> ResponseReturnValue:
+    room = request.args.get("room", "")
+    return await _render_index(room=room, user="", errors={})
+
+
+@bp.post("/")
+async def join() -> ResponseReturnValue:
+    form = await request.form
+    room = form.get("room_name", "").strip()
+    user = form.get("username", "").strip()
+    errors = {}
+    for field, value, check in (("room_name", room, check_room), ("username", user, check_user)):
+        try:
+            check(value)
+        except InvalidName as error:
+            errors[field] = str(error)
+    if errors:
+        return await _render_index(room=room, user=user, errors=errors), 400
+    return redirect(url_for("pages.room", room_name=room, username=user), 303)
+
+
+@bp.get("/room/<room_name>/<username>")
+async def room(room_name: str, username: str) -> ResponseReturnValue:
+    try:
+        check_room(room_name)
+        check_user(username)
+    except InvalidName as error:
+        page = await render_template(
+            "error.html", title="Cannot open this room", message=str(error)
+        )
+        return page, 400
+    limits = services().settings.limits
+    return await render_template(
+        "room.html",
+        room_name=room_name,
+        username=username,
+        protocol=PROTOCOL,
+        message_max_chars=limits.message_max_chars,
+        typing_interval=limits.typing_interval_seconds,
+    )
+
+
+async def _render_index(room: str, user: str, errors: dict[str, str]) -> str:
+    counts = await services().presence.rooms()
+    active = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return await render_template(
+        "index.html",
+        room=room,
+        user=user,
+        errors=errors,
+        active_rooms=active,
+        room_max=ROOM_MAX,
+        user_max=USER_MAX,
+    )

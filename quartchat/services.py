@@ -1,0 +1,58 @@
+"""The per-process objects every handler shares, created and closed with the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from quart import Quart, current_app
+
+from .broker import Broker, broker_from_url
+from .chat.presence import Presence
+from .chat.writer import ChatWriter
+from .config import Settings
+from .store import MessageStore
+
+EXTENSION = "quartchat"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    broker: Broker
+    store: MessageStore
+    writer: ChatWriter
+    presence: Presence
+
+
+def init_app(app: Quart, settings: Settings) -> Services:
+    """Build the services and tie their start and stop to the app's serving lifetime."""
+    broker = broker_from_url(settings.broker.url)
+    store = MessageStore(settings.store.url)
+    services = Services(
+        settings=settings,
+        broker=broker,
+        store=store,
+        writer=ChatWriter(store, broker, settings.limits.store_batch_max),
+        presence=Presence(),
+    )
+    app.extensions[EXTENSION] = services
+
+    @app.before_serving
+    async def start() -> None:
+        await store.open()
+        await broker.start()
+        await services.writer.start()
+
+    @app.after_serving
+    async def stop() -> None:
+        await services.writer.stop()
+        await broker.stop()
+        await store.close()
+
+    return services
+
+
+def services() -> Services:
+    """The services of the app handling the current request or websocket."""
+    found: Services = current_app.extensions[EXTENSION]
+    return found

@@ -1,0 +1,74 @@
+"""Websocket plumbing shared by the room and call sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from enum import IntEnum
+from typing import Any
+
+from quart import websocket
+
+from .broker import SlowConsumer, Subscriber
+
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+# Clients opt into every event type (presence, typing, history, ...) with this subprotocol;
+# without it a socket speaks exactly the seed's protocol.
+PROTOCOL = "quartchat.v1"
+
+
+class CloseCode(IntEnum):
+    """Close codes this server sends; 4xxx are ours (RFC 6455 leaves them to applications)."""
+
+    GOING_AWAY = 1001
+    MESSAGE_TOO_BIG = 1009
+    TRY_AGAIN_LATER = 1013
+    SLOW_CONSUMER = 4008
+
+
+class CloseSocket(Exception):
+    """Raised inside a socket's loops to close it with ``code`` and ``reason``."""
+
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+async def run_duplex(
+    receive: Callable[[], Coroutine[Any, Any, None]],
+    send: Callable[[], Coroutine[Any, Any, None]],
+    inbox: Subscriber,
+) -> None:
+    """Run a socket's receive and send loops together until one ends or fails.
+
+    A watchdog ends both as soon as ``inbox`` overflows, even while the sender is blocked
+    on a peer that stopped reading; the socket is then closed with ``SLOW_CONSUMER``.  A
+    client disconnecting cancels the handler, and so this whole group, at its current await.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(receive(), name="socket-receive")
+            group.create_task(send(), name="socket-send")
+            group.create_task(_raise_on_overflow(inbox), name="socket-watchdog")
+    except* SlowConsumer:
+        await close(CloseCode.SLOW_CONSUMER, "too slow: outbound queue overflowed")
+    except* CloseSocket as group:
+        first = group.exceptions[0]
+        assert isinstance(first, CloseSocket)
+        await close(first.code, first.reason)
+
+
+async def _raise_on_overflow(inbox: Subscriber) -> None:
+    await inbox.overflowed()
+    raise SlowConsumer
+
+
+async def close(code: CloseCode, reason: str) -> None:
+    """Close the current websocket, without waiting forever on a peer that does not read."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+            await websocket.close(code, reason)
+    except TimeoutError:
+        pass

@@ -1,0 +1,28 @@
+"""Tables of the message store (SQLAlchemy core), portable between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+
+from ..names import ROOM_MAX, USER_MAX
+
+metadata = MetaData()
+
+# One row per room that ever had a message: the counter that hands out per-room ids.
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("name", String(ROOM_MAX), primary_key=True),
+    Column("last_id", Integer, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("room", String(ROOM_MAX), primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("author", String(USER_MAX), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("client_id", String(64), nullable=True),
+)

@@ -1,0 +1,167 @@
+"""The message store: appends in batches, hands out per-room ids, reads history pages."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from .schema import messages, metadata, rooms
+
+
+class StoreUnavailable(Exception):
+    """The database failed or cannot be reached; nothing was written."""
+
+
+@contextmanager
+def _failures() -> Iterator[None]:
+    try:
+        yield
+    except (SQLAlchemyError, OSError) as error:
+        raise StoreUnavailable(str(error).splitlines()[0]) from error
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    room: str
+    user: str
+    text: str
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    room: str
+    id: int
+    user: str
+    text: str
+    created_at: datetime
+    client_id: str | None = None
+
+
+class MessageStore:
+    """Room history in a SQL database chosen by URL.
+
+    ``append_many`` writes a whole batch in one transaction (group commit): the caller
+    acknowledges nothing until it returns, so every acknowledged message is on disk.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_async_engine(url)
+        self._dialect = self._engine.dialect.name
+        if self._dialect == "sqlite":
+            event.listen(self._engine.sync_engine, "connect", _tune_sqlite)
+
+    async def open(self) -> None:
+        """Create the schema if it is missing."""
+        async with self._engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        with _failures():
+            async with self._engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+    async def append_many(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
+        """Store ``batch`` in one transaction; return it with ids, in the same order."""
+        created_at = datetime.now(UTC)
+        with _failures():
+            return await self._append_many(batch, created_at)
+
+    async def _append_many(
+        self, batch: Sequence[NewMessage], created_at: datetime
+    ) -> list[StoredMessage]:
+        async with self._engine.begin() as connection:
+            next_id = {}
+            for room, count in Counter(new.room for new in batch).items():
+                last = await self._advance_counter(connection, room, count)
+                next_id[room] = last - count + 1
+            stored = []
+            for new in batch:
+                stored.append(
+                    StoredMessage(
+                        new.room, next_id[new.room], new.user, new.text, created_at, new.client_id
+                    )
+                )
+                next_id[new.room] += 1
+            await connection.execute(messages.insert(), [_row(message) for message in stored])
+        return stored
+
+    async def _advance_counter(self, connection: AsyncConnection, room: str, count: int) -> int:
+        """Reserve ``count`` ids in ``room``; return the last one.  Locks the room's row."""
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(rooms)
+            .values(name=room, last_id=count)
+            .on_conflict_do_update(
+                index_elements=[rooms.c.name], set_={"last_id": rooms.c.last_id + count}
+            )
+            .returning(rooms.c.last_id)
+        )
+        return int((await connection.execute(statement)).scalar_one())
+
+    async def page(
+        self,
+        room: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        limit: int,
+    ) -> list[StoredMessage]:
+        """Up to ``limit`` messages of ``room`` in id order.
+
+        With ``after``: the first ones after it (resume, paging forward).  Otherwise the
+        last ones, before ``before`` when given (entry history, paging back).
+        """
+        query = select(messages).where(messages.c.room == room)
+        if after is not None:
+            query = query.where(messages.c.id > after)
+        if before is not None:
+            query = query.where(messages.c.id < before)
+        newest_first = after is None
+        order = messages.c.id.desc() if newest_first else messages.c.id.asc()
+        with _failures():
+            async with self._engine.connect() as connection:
+                rows = (await connection.execute(query.order_by(order).limit(limit))).all()
+        found = [_message(row._mapping) for row in rows]
+        return found[::-1] if newest_first else found
+
+
+def _row(message: StoredMessage) -> dict[str, Any]:
+    return {
+        "room": message.room,
+        "id": message.id,
+        "author": message.user,
+        "text": message.text,
+        "created_at": message.created_at,
+        "client_id": message.client_id,
+    }
+
+
+def _message(row: Any) -> StoredMessage:
+    created_at = row["created_at"]
+    if created_at.tzinfo is None:  # SQLite keeps no zone; we only ever write UTC
+        created_at = created_at.replace(tzinfo=UTC)
+    return StoredMessage(
+        row["room"], row["id"], row["author"], row["text"], created_at, row["client_id"]
+    )
+
+
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """WAL: readers never block the writer; NORMAL sync survives a killed process."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh machine, then runs it with pytest.
+#   Python: this project with its [test] extras (pytest, Playwright's driver, ...).
+#   Debian: Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never
+#   downloads a browser of its own).
+# Extra arguments go to pytest, e.g. `bash tests/run.sh -k browser`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
+
+if [ ! -x /usr/bin/chromium ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
+fi
+
+exec python3 -m pytest "$@"

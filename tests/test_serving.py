@@ -1,0 +1,183 @@
+"""Serving: the `quartchat` command, Hypercorn directly, HTTP/2 (h2c and h2 over TLS), the
+wheel carrying templates and static files."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+from websockets.asyncio.client import connect
+
+from .conftest import receive_json
+from .servers import LiveServer, free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QUARTCHAT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "quartchat", *args],
+        env={**clean, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_bad_config_stops_start_up_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[limits]\nqueue_length = -3\n")
+    result = run_cli("--config", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "limits.queue_length" in result.stderr
+    result = run_cli(env={"QUARTCHAT_STORE_URL": "postgres-without-driver"}, cwd=tmp_path)
+    assert result.returncode == 2 and "store.url" in result.stderr
+
+
+def test_bad_bind_flag_is_refused(tmp_path: Path) -> None:
+    result = run_cli("--bind", "localhost", cwd=tmp_path)
+    assert result.returncode == 2 and "server.bind" in result.stderr
+
+
+def test_many_workers_need_a_shared_broker(tmp_path: Path) -> None:
+    result = run_cli(env={"QUARTCHAT_SERVER_WORKERS": "2"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "server.workers" in result.stderr and "Redis" in result.stderr
+
+
+def test_console_script_is_installed() -> None:
+    result = subprocess.run(["quartchat", "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert "--bind" in result.stdout and "--config" in result.stdout
+
+
+def test_config_file_given_by_flag_is_used(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "custom.toml"
+    config.write_text(
+        f'[server]\nbind = "127.0.0.1:{port}"\n'
+        f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path / "from-config.db"}"\n'
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QUARTCHAT_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "quartchat", "--config", str(config)], cwd=tmp_path, env=clean
+    )
+    try:
+        wait_for_port(port, process)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
+        assert (tmp_path / "from-config.db").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_hypercorn_can_serve_the_factory_directly(tmp_path: Path) -> None:
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QUARTCHAT_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "quartchat:create_app()",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=tmp_path,
+        env={**clean, "QUARTCHAT_STORE_URL": f"sqlite+aiosqlite:///{tmp_path / 'h.db'}"},
+    )
+    try:
+        wait_for_port(port, process)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_http2_cleartext_prior_knowledge(server: LiveServer) -> None:
+    async with httpx.AsyncClient(http1=False, http2=True, timeout=5) as client:
+        response = await client.get(f"{server.http_url}/api/rooms")
+    assert response.http_version == "HTTP/2"
+    assert response.json() == {"rooms": []}
+
+
+def trusting(authority: trustme.CA) -> ssl.SSLContext:
+    """A fresh context per client: httpx sets ALPN (h2) on the context it is given."""
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    return context
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[LiveServer, trustme.CA]]:
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    certificate.private_key_pem.write_to_path(str(keyfile))
+    live = LiveServer(
+        tmp_path,
+        env={"QUARTCHAT_SERVER_CERTFILE": str(certfile), "QUARTCHAT_SERVER_KEYFILE": str(keyfile)},
+    )
+    live.start()
+    try:
+        yield live, authority
+    finally:
+        live.stop()
+
+
+async def test_tls_negotiates_http2_and_serves_websockets(
+    tls_server: tuple[LiveServer, trustme.CA],
+) -> None:
+    live, authority = tls_server
+    async with httpx.AsyncClient(http2=True, verify=trusting(authority), timeout=5) as client:
+        response = await client.get(f"https://127.0.0.1:{live.port}/healthz")
+    assert response.http_version == "HTTP/2"  # chosen by ALPN
+    assert response.json()["status"] == "ok"
+    url = f"wss://127.0.0.1:{live.port}/ws/room/secure/ada/"
+    async with connect(url, ssl=trusting(authority)) as ada:
+        await ada.send(json.dumps({"message": "over TLS"}))
+        assert (await receive_json(ada))["message"] == "over TLS"
+
+
+def test_wheel_ships_templates_and_static(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    [wheel] = tmp_path.glob("quartchat-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in (
+        "quartchat/__init__.py",
+        "quartchat/templates/room.html",
+        "quartchat/templates/index.html",
+        "quartchat/static/js/room.js",
+        "quartchat/static/css/app.css",
+        "quartchat/static/vendor/swagger-ui/swagger-ui-bundle.js",
+    ):
+        assert expected in names

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from quartchat.broker import Broker, broker_from_url
+from quartchat.chat.writer import ChatWriter, StoreUnavailable
+from quartchat.store import MessageStore, NewMessage, StoredMessage
+from quartchat.topics import room_topic
+
+
+class CountingStore(MessageStore):
+    """The real store, recording the size of every transaction."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.batches: list[int] = []
+
+    async def append_many(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
+        self.batches.append(len(batch))
+        return await super().append_many(batch)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
+
+
+@pytest.fixture
+async def parts(url: str) -> AsyncIterator[tuple[CountingStore, Broker, ChatWriter]]:
+    store, broker = CountingStore(url), broker_from_url("memory://")
+    await store.open()
+    await broker.start()
+    writer = ChatWriter(store, broker, batch_max=64)
+    await writer.start()
+    try:
+        yield store, broker, writer
+    finally:
+        await writer.stop()
+        await broker.stop()
+        await store.close()
+
+
+async def test_concurrent_posts_are_group_committed_and_published_in_id_order(
+    parts: tuple[CountingStore, Broker, ChatWriter],
+) -> None:
+    store, broker, writer = parts
+    async with broker.subscribe(room_topic("a"), max_queue=1000) as inbox:
+        posted = await asyncio.gather(
+            *(writer.post(NewMessage("a", f"user{n}", f"message {n}")) for n in range(100))
+        )
+        async with asyncio.timeout(5):
+            published = [json.loads(await inbox.get()) for _ in range(100)]
+    assert sorted(message.id for message in posted) == list(range(1, 101))
+    assert [event["id"] for event in published] == list(range(1, 101))
+    assert sum(store.batches) == 100
+    assert len(store.batches) < 100  # batched: fewer transactions than messages
+    assert [m.id for m in await store.page("a", limit=200)] == list(range(1, 101))
+
+
+async def test_post_returns_after_the_message_is_stored(
+    parts: tuple[CountingStore, Broker, ChatWriter],
+) -> None:
+    store, _, writer = parts
+    stored = await writer.post(NewMessage("a", "ada", "durable", "c-7"))
+    assert await store.page("a", limit=5) == [stored]
+
+
+async def test_failed_store_means_not_published(
+    parts: tuple[CountingStore, Broker, ChatWriter], url: str
+) -> None:
+    _, broker, writer = parts
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP TABLE messages"))
+    await engine.dispose()
+    async with broker.subscribe(room_topic("a"), max_queue=10) as inbox:
+        with pytest.raises(StoreUnavailable):
+            await writer.post(NewMessage("a", "ada", "lost?"))
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await inbox.get()
+    assert writer.running()  # the writer survives and serves later posts
