@@ -298,3 +298,26 @@ async def test_joining_without_history_is_refused_with_try_again_later(
         with pytest.raises(WebsocketDisconnectError) as closed:
             await receive_json(ada)
         assert closed.value.args[0] == 1013
+
+
+async def test_a_message_resent_after_reconnect_is_stored_and_shown_once(client: Any) -> None:
+    frame = json.dumps({"type": "message", "message": "did this arrive?", "client_id": "k-77"})
+    async with extended(client, "lobby", "bob") as bob:
+        await join_extended(bob)
+        async with extended(client, "lobby", "ada") as ada:
+            await join_extended(ada)
+            await ada.send(frame)
+            echo = await receive_until(ada, "chat_message")
+        assert (await receive_until(bob, "chat_message"))["id"] == echo["id"]
+        # ada never saw the echo (say): she reconnects and sends the same frame again
+        async with extended(client, "lobby", "ada", since=echo["id"] - 1) as ada:
+            await receive_json(ada)  # presence
+            replay = await receive_json(ada)
+            assert [m["client_id"] for m in replay["messages"]] == ["k-77"]
+            await ada.send(frame)
+            await ada.send(json.dumps({"message": "next"}))
+            assert (await receive_until(ada, "chat_message"))["message"] == "next"
+        assert (await receive_until(bob, "chat_message"))["message"] == "next"
+    response = await client.get("/api/rooms/lobby/messages")
+    texts = [m["message"] for m in (await response.get_json())["messages"]]
+    assert texts == ["did this arrive?", "next"]

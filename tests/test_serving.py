@@ -153,7 +153,9 @@ async def test_tls_negotiates_http2_and_serves_websockets(
         assert (await receive_json(ada))["message"] == "over TLS"
 
 
-def test_wheel_ships_templates_and_static(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
             sys.executable,
@@ -163,14 +165,18 @@ def test_wheel_ships_templates_and_static(tmp_path: Path) -> None:
             "--no-deps",
             "--no-build-isolation",
             "-w",
-            str(tmp_path),
+            str(out),
             str(ROOT),
         ],
         check=True,
         capture_output=True,
         timeout=120,
     )
-    [wheel] = tmp_path.glob("quartchat-*.whl")
+    [built] = out.glob("quartchat-*.whl")
+    return built
+
+
+def test_wheel_ships_templates_and_static(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
         "quartchat/__init__.py",
@@ -181,3 +187,42 @@ def test_wheel_ships_templates_and_static(tmp_path: Path) -> None:
         "quartchat/static/vendor/swagger-ui/swagger-ui-bundle.js",
     ):
         assert expected in names
+
+
+INSTALLED_CHECK = """
+import asyncio, pathlib, quartchat
+app = quartchat.create_app({"store": {"url": "sqlite+aiosqlite:///installed.db"}})
+assert "site-packages" in app.template_folder, app.template_folder
+
+async def main():
+    async with app.test_app():
+        client = app.test_client()
+        index = await client.get("/")
+        script = await client.get("/static/js/room.js")
+        print(index.status_code, script.status_code)
+
+asyncio.run(main())
+"""
+
+
+def test_a_regular_install_finds_its_templates_and_static(wheel: Path, tmp_path: Path) -> None:
+    """`pip install .` (not editable): pages and assets come from site-packages."""
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
+    )
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(wheel)],
+        check=True,
+        timeout=120,
+    )
+    result = subprocess.run(
+        [str(python), "-c", INSTALLED_CHECK],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "200"]

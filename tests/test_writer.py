@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from quartchat.broker import Broker, broker_from_url
 from quartchat.chat.writer import ChatWriter, StoreUnavailable
-from quartchat.store import MessageStore, NewMessage, StoredMessage
+from quartchat.store import Appended, MessageStore, NewMessage
 from quartchat.topics import room_topic
 
 
@@ -22,7 +22,7 @@ class CountingStore(MessageStore):
         super().__init__(url)
         self.batches: list[int] = []
 
-    async def append_many(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
+    async def append_many(self, batch: Sequence[NewMessage]) -> list[Appended]:
         self.batches.append(len(batch))
         return await super().append_many(batch)
 
@@ -87,3 +87,18 @@ async def test_failed_store_means_not_published(
             async with asyncio.timeout(0.3):
                 await inbox.get()
     assert writer.running()  # the writer survives and serves later posts
+
+
+async def test_a_resend_is_not_published_again(
+    parts: tuple[CountingStore, Broker, ChatWriter],
+) -> None:
+    _, broker, writer = parts
+    async with broker.subscribe(room_topic("a"), max_queue=10) as inbox:
+        first = await writer.post(NewMessage("a", "ada", "once", "k-9"))
+        again = await writer.post(NewMessage("a", "ada", "once", "k-9"))
+        assert again == first
+        async with asyncio.timeout(2):
+            assert json.loads(await inbox.get())["client_id"] == "k-9"
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await inbox.get()

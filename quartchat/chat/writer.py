@@ -78,8 +78,10 @@ class ChatWriter:
                 if not waiter.done():
                     waiter.set_exception(StoreUnavailable("the message store is unavailable"))
             return
-        for message, (_, waiter) in zip(stored, batch, strict=True):
-            # Published even when the poster has gone: it is stored, so members must see it.
-            await self._broker.publish(room_topic(message.room), encode(chat_message(message)))
+        for appended, (_, waiter) in zip(stored, batch, strict=True):
+            message = appended.message
+            if appended.new:
+                # Published even when the poster has gone: it is stored, so members see it.
+                await self._broker.publish(room_topic(message.room), encode(chat_message(message)))
             if not waiter.done():
                 waiter.set_result(message)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .store import MessageStore, NewMessage, StoredMessage, StoreUnavailable
+from .store import Appended, MessageStore, NewMessage, StoredMessage, StoreUnavailable
 
-__all__ = ["MessageStore", "NewMessage", "StoreUnavailable", "StoredMessage"]
+__all__ = ["Appended", "MessageStore", "NewMessage", "StoreUnavailable", "StoredMessage"]

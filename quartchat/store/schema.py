@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
 from ..names import ROOM_MAX, USER_MAX
 
@@ -25,4 +25,6 @@ messages = Table(
     Column("text", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("client_id", String(64), nullable=True),
+    # A client that resends after a reconnect reuses its client_id: stored once only.
+    Index("ix_messages_resend", "client_id", "room", "author", unique=True),
 )

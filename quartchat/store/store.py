@@ -47,6 +47,19 @@ class StoredMessage:
     client_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Appended:
+    message: StoredMessage
+    new: bool  # False: a resend (same room, user and client_id) of a message stored before
+
+
+ResendKey = tuple[str, str, str]
+
+
+def _resend_key(new: NewMessage) -> ResendKey | None:
+    return None if new.client_id is None else (new.client_id, new.room, new.user)
+
+
 class MessageStore:
     """Room history in a SQL database chosen by URL.
 
@@ -73,30 +86,66 @@ class MessageStore:
             async with self._engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
 
-    async def append_many(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
-        """Store ``batch`` in one transaction; return it with ids, in the same order."""
+    async def append_many(self, batch: Sequence[NewMessage]) -> list[Appended]:
+        """Store ``batch`` in one transaction; return it with ids, in the same order.
+
+        A message whose client_id its author already used in the room is not stored again:
+        its entry is the earlier message, marked ``new=False``.
+        """
         created_at = datetime.now(UTC)
         with _failures():
-            return await self._append_many(batch, created_at)
+            async with self._engine.begin() as connection:
+                return await self._append_many(connection, batch, created_at)
 
     async def _append_many(
-        self, batch: Sequence[NewMessage], created_at: datetime
-    ) -> list[StoredMessage]:
-        async with self._engine.begin() as connection:
-            next_id = {}
-            for room, count in Counter(new.room for new in batch).items():
-                last = await self._advance_counter(connection, room, count)
-                next_id[room] = last - count + 1
-            stored = []
-            for new in batch:
-                stored.append(
-                    StoredMessage(
-                        new.room, next_id[new.room], new.user, new.text, created_at, new.client_id
-                    )
-                )
-                next_id[new.room] += 1
-            await connection.execute(messages.insert(), [_row(message) for message in stored])
-        return stored
+        self, connection: AsyncConnection, batch: Sequence[NewMessage], created_at: datetime
+    ) -> list[Appended]:
+        keys = [_resend_key(new) for new in batch]
+        known = await self._stored_resends(connection, {key for key in keys if key})
+        fresh: list[int] = []  # positions in batch to store
+        for position, key in enumerate(keys):
+            if key is None or key not in known:
+                fresh.append(position)
+                if key is not None:
+                    known[key] = None  # a later copy in this batch is a resend
+        next_id = {}
+        for room, count in Counter(batch[position].room for position in fresh).items():
+            next_id[room] = await self._advance_counter(connection, room, count) - count + 1
+        stored: dict[int, StoredMessage] = {}
+        for position in fresh:
+            new = batch[position]
+            stored[position] = StoredMessage(
+                new.room, next_id[new.room], new.user, new.text, created_at, new.client_id
+            )
+            next_id[new.room] += 1
+            if (key := keys[position]) is not None:
+                known[key] = stored[position]
+        if stored:
+            await connection.execute(messages.insert(), [_row(m) for m in stored.values()])
+        appended = []
+        for position, key in enumerate(keys):
+            if position in stored:
+                appended.append(Appended(stored[position], True))
+                continue
+            assert key is not None  # only messages with a client_id can be resends
+            earlier = known[key]
+            assert earlier is not None
+            appended.append(Appended(earlier, False))
+        return appended
+
+    async def _stored_resends(
+        self, connection: AsyncConnection, keys: set[ResendKey]
+    ) -> dict[ResendKey, StoredMessage | None]:
+        if not keys:
+            return {}
+        query = select(messages).where(messages.c.client_id.in_({key[0] for key in keys}))
+        found: dict[ResendKey, StoredMessage | None] = {}
+        for row in (await connection.execute(query)).all():
+            message = _message(row._mapping)
+            key = (row.client_id, message.room, message.user)
+            if key in keys:
+                found[key] = message
+        return found
 
     async def _advance_counter(self, connection: AsyncConnection, room: str, count: int) -> int:
         """Reserve ``count`` ids in ``room``; return the last one.  Locks the room's row."""
