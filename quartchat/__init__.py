@@ -31,6 +31,7 @@ def create_app(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Quar
         template_folder=str(_asset_dir("templates")),
         static_folder=str(_asset_dir("static")),
     )
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.request_max_bytes
     QuartSchema(
         app,
         info=Info(title="quartchat", version=__version__),

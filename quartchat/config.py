@@ -68,6 +68,7 @@ class StoreConfig(_Section):
 class LimitsConfig(_Section):
     message_max_chars: int = Field(2000, ge=1, le=100_000)
     frame_max_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    request_max_bytes: int = Field(64 * 1024, ge=1024, le=64 * 1024 * 1024)
     rate_per_second: float = Field(5.0, gt=0)
     rate_burst: int = Field(10, ge=1)
     queue_length: int = Field(256, ge=1, le=100_000)

@@ -106,6 +106,12 @@ async def test_missing_form_fields_are_a_clear_400(client: Any) -> None:
     assert "Please enter a room name." in (await response.get_data()).decode()
 
 
+async def test_oversized_form_is_refused(client: Any) -> None:
+    response = await client.post("/", form={"room_name": "lobby", "username": "x" * 100_000})
+    assert response.status_code == 413
+    assert "text/html" in response.headers["Content-Type"]
+
+
 async def test_room_page_escapes_names(client: Any) -> None:
     page, html = await get_page(client, "/room/lobby/O'Brien")
     assert "O'Brien" not in html.replace("O&#39;Brien", "")  # only ever escaped

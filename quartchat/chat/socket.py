@@ -36,6 +36,7 @@ from .rules import Throttle, TokenBucket, check_message
 from .writer import chat_message
 
 CHAT_PREFIX = '{"type":"chat_message"'
+ERROR_PREFIX = '{"type":"error"'
 
 
 class RoomSession:
@@ -58,7 +59,9 @@ class RoomSession:
                 )
             try:
                 await websocket.accept(subprotocol=PROTOCOL if self.extended else None)
-                await run_duplex(self._receive, lambda: self._send(inbox, since), inbox)
+                await run_duplex(
+                    lambda: self._receive(inbox), lambda: self._send(inbox, since), inbox
+                )
             finally:
                 if await presence.leave(self.room, self.user):
                     await broker.publish(
@@ -78,14 +81,13 @@ class RoomSession:
             raise CloseSocket(CloseCode.TRY_AGAIN_LATER, "message store unavailable") from None
         catching_up = True
         async for text in inbox:
-            if not text.startswith(CHAT_PREFIX):
-                if self.extended:
-                    await websocket.send(text)
-                continue
-            if catching_up:  # parse only until the first message newer than the replay
-                if json.loads(text)["id"] <= last_id:
-                    continue
-                catching_up = False
+            if text.startswith(CHAT_PREFIX):
+                if catching_up:  # parse only until the first message newer than the replay
+                    if json.loads(text)["id"] <= last_id:
+                        continue
+                    catching_up = False
+            elif not (self.extended or text.startswith(ERROR_PREFIX)):
+                continue  # the seed dialect knows chat messages and errors only
             await websocket.send(text)
 
     async def _replay(self, since: int | None) -> int:
@@ -121,7 +123,9 @@ class RoomSession:
 
     # -- inbound ---------------------------------------------------------------------------
 
-    async def _receive(self) -> None:
+    async def _receive(self, inbox: Subscriber) -> None:
+        """Handle inbound frames.  Errors go back through the bounded inbox, so a client that
+        floods bad frames without reading is closed as a slow consumer, never buffered for."""
         bucket = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst)
         typing = Throttle(self.limits.typing_interval_seconds)
         while True:
@@ -131,7 +135,7 @@ class RoomSession:
                     raise FrameError("rate_limited", "Too many frames: slow down.")
                 await self._handle(frame, typing)
             except FrameError as error:
-                await websocket.send(error_frame(error))
+                inbox.deliver(error_frame(error))
 
     async def _handle(self, raw: str | bytes, typing: Throttle) -> None:
         frame = parse_room_frame(raw)
