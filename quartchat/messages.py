@@ -16,10 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 class FrameError(Exception):
     """An inbound frame was refused; ``code`` is the machine-readable reason."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, client_id: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.client_id = client_id
 
 
 class _Frame(BaseModel):
@@ -36,7 +37,7 @@ class PostMessage(_Frame):
     message: str
     client_id: str | None = Field(
         None,
-        max_length=64,
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
         description="Chosen by the client, echoed in the stored chat_message, so a client that "
         "resends after a reconnect can recognise its own message.",
     )
@@ -58,7 +59,7 @@ def parse_room_frame(text: str | bytes) -> PostMessage | StartTyping:
         raise FrameError("invalid_frame", "Binary frames are not supported; send JSON text.")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise FrameError("invalid_json", "The frame is not valid JSON.") from None
     if isinstance(data, dict) and "type" not in data:
         data["type"] = "message"
@@ -95,6 +96,7 @@ class History(_Frame):
     type: Literal["history"] = "history"
     messages: list[ChatMessage]
     since: int | None = Field(description="The ?since= the client gave, or null on first entry.")
+    complete: bool = Field(description="True on the last page: live messages follow.")
 
 
 class Presence(_Frame):
@@ -129,6 +131,7 @@ class ErrorEvent(_Frame):
     type: Literal["error"] = "error"
     code: str
     message: str
+    client_id: str | None = Field(None, description="The refused message's client_id, if any.")
 
 
 RoomOutbound = Annotated[
@@ -143,7 +146,7 @@ def encode(event: _Frame) -> str:
 
 
 def error_frame(error: FrameError) -> str:
-    return encode(ErrorEvent(code=error.code, message=error.message))
+    return encode(ErrorEvent(code=error.code, message=error.message, client_id=error.client_id))
 
 
 def protocol_schema() -> dict[str, Any]:

@@ -12,7 +12,7 @@ ROOM_MAX = 64
 USER_MAX = 32
 
 _ROOM = re.compile(r"[\w.-]+")
-_USER = re.compile(r"[\w][\w .'-]*")
+_USER = re.compile(r"[^\W_][\w .'-]*")  # first: a letter or digit
 
 
 class InvalidName(ValueError):

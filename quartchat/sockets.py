@@ -19,10 +19,9 @@ PROTOCOL = "quartchat.v1"
 
 
 class CloseCode(IntEnum):
-    """Close codes this server sends; 4xxx are ours (RFC 6455 leaves them to applications)."""
+    """Close codes the app sends; 4xxx are ours (RFC 6455 leaves them to applications).
+    Hypercorn itself sends 1009 for a frame over ``limits.frame_max_bytes``."""
 
-    GOING_AWAY = 1001
-    MESSAGE_TOO_BIG = 1009
     TRY_AGAIN_LATER = 1013
     SLOW_CONSUMER = 4008
 

@@ -60,6 +60,8 @@ async def test_history_pages(client: Any) -> None:
         ("?limit=201", "invalid_limit"),
         ("?before=0", "invalid_request"),
         ("?after=-1", "invalid_request"),
+        ("?after=99999999999999999999", "invalid_request"),
+        ("?before=2147483648", "invalid_request"),
         ("?before=5&after=1", "invalid_query"),
     ],
 )
@@ -77,7 +79,12 @@ async def test_bad_room_name_is_400(client: Any) -> None:
 async def test_healthz(client: Any) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
-    assert await response.get_json() == {"status": "ok", "broker": "ok", "store": "ok"}
+    assert await response.get_json() == {
+        "status": "ok",
+        "broker": "ok",
+        "store": "ok",
+        "writer": "ok",
+    }
 
 
 async def test_healthz_reports_a_broken_store(app: Quart, client: Any) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from quartchat.broker import Broker, SlowConsumer, broker_from_url
+from quartchat.broker import Broker, broker_from_url
 
 BACKEND_URLS = ["memory://"]
 
@@ -60,13 +60,14 @@ async def test_one_subscriber_many_topics(broker: Broker) -> None:
 
 async def test_unsubscribed_on_exit(broker: Broker) -> None:
     async with broker.subscribe("room:a", max_queue=10) as inbox:
-        assert "room:a" in broker.local_topics()
-    assert "room:a" not in broker.local_topics()
+        pass
     await broker.publish("room:a", "nobody")
     async with broker.subscribe("room:a", max_queue=10) as later:
         await broker.publish("room:a", "fresh")
         assert await next_text(later) == "fresh"  # the earlier message was not kept for it
     assert inbox.topics == set()
+    with pytest.raises(TimeoutError):
+        await next_text(inbox, timeout=0.2)  # nothing reached the closed inbox
 
 
 async def test_overflow_marks_slow_consumer_without_blocking_others(broker: Broker) -> None:
@@ -79,8 +80,7 @@ async def test_overflow_marks_slow_consumer_without_blocking_others(broker: Brok
         assert [await next_text(fast) for _ in range(5)] == [f"m{n}" for n in range(5)]
         async with asyncio.timeout(2):
             await slow.overflowed()
-        with pytest.raises(SlowConsumer):
-            await slow.get()
+        assert [await next_text(slow) for _ in range(2)] == ["m0", "m1"]  # the rest was dropped
 
 
 async def test_publish_without_subscribers_is_fine(broker: Broker) -> None:

@@ -68,7 +68,7 @@ async def test_extended_presence_join_and_leave(client: Any) -> None:
     async with extended(client, "lobby", "ada") as ada:
         presence, history = await join_extended(ada)
         assert presence == {"type": "presence", "room": "lobby", "user": "ada", "members": ["ada"]}
-        assert history == {"type": "history", "messages": [], "since": None}
+        assert history == {"type": "history", "messages": [], "since": None, "complete": True}
         async with extended(client, "lobby", "bob") as bob:
             bob_presence, _ = await join_extended(bob)
             assert bob_presence["members"] == ["ada", "bob"]
@@ -127,11 +127,14 @@ async def test_resume_sends_everything_after_since_in_pages(client: Any) -> None
     async with extended(client, "busy", "ada", since=4) as ada:
         await receive_json(ada)  # presence
         ids: list[int] = []
-        while len(ids) < 16:
+        completes = []
+        while not completes or not completes[-1]:
             page = await receive_json(ada)
             assert page["type"] == "history" and page["since"] == 4
             ids += [m["id"] for m in page["messages"]]
+            completes.append(page["complete"])
         assert ids == list(range(5, 21))  # pages of limits.page_max (7): 7 + 7 + 2
+        assert completes == [False, False, True]
         live = await post(ada, "after resume")
         assert live["id"] == 21
 
@@ -195,6 +198,10 @@ BAD_FRAMES = [
     ('{"message": "   \\n "}', "message_empty"),
     (json.dumps({"message": "x" * 2001}), "message_too_long"),
     (json.dumps({"message": "hi", "client_id": "c" * 65}), "invalid_frame"),
+    (json.dumps({"message": "hi", "client_id": "has space"}), "invalid_frame"),
+    ("[" * 5000 + "]" * 5000, "invalid_json"),  # nesting deeper than the parser's recursion
+    ('{"message": "lone \\ud800 surrogate"}', "invalid_text"),
+    ('{"message": "nul \\u0000 byte"}', "invalid_text"),
 ]
 
 
@@ -235,6 +242,7 @@ async def test_seed_client_also_gets_error_events(client: Any) -> None:
         "/ws/room/lobby/" + "x" * 33 + "/",
         "/ws/room/lobby/ada/?since=-1",
         "/ws/room/lobby/ada/?since=abc",
+        "/ws/room/lobby/ada/?since=99999999999999999999",
     ],
 )
 async def test_handshake_refused_for_bad_names(client: Any, path: str) -> None:
@@ -250,6 +258,16 @@ async def test_message_text_is_stored_verbatim(client: Any) -> None:
     text = '<img src=x onerror=alert(1)> & "quotes" ünïcødé 🎉'
     async with client.websocket("/ws/room/lobby/ada/") as ada:
         assert (await post(ada, text))["message"] == text
+
+
+async def test_errors_name_the_refused_message(client: Any) -> None:
+    async with extended(client, "lobby", "ada") as ada:
+        await join_extended(ada)
+        await ada.send(json.dumps({"type": "message", "message": " ", "client_id": "k-2"}))
+        error = await receive_until(ada, "error")
+        assert (error["code"], error["client_id"]) == ("message_empty", "k-2")
+        await ada.send("not json")
+        assert (await receive_until(ada, "error"))["client_id"] is None
 
 
 async def test_client_id_is_echoed(client: Any) -> None:
@@ -321,3 +339,12 @@ async def test_a_message_resent_after_reconnect_is_stored_and_shown_once(client:
     response = await client.get("/api/rooms/lobby/messages")
     texts = [m["message"] for m in (await response.get_json())["messages"]]
     assert texts == ["did this arrive?", "next"]
+
+
+async def test_resume_from_beyond_the_store_still_gets_new_messages(client: Any) -> None:
+    async with extended(client, "lobby", "ada", since=500) as ada:  # e.g. the store was reset
+        await receive_json(ada)  # presence
+        history = await receive_json(ada)
+        assert (history["since"], history["messages"]) == (0, [])
+        echo = await post(ada, "first after the reset")
+        assert echo["id"] == 1

@@ -41,6 +41,7 @@ def test_valid_users(user: str) -> None:
         ("a/b", "start with a letter"),
         ("<b>", "start with a letter"),
         ("a\nb", "start with a letter"),
+        ("_bob", "start with a letter"),
     ],
 )
 def test_invalid_users(user: str, message: str) -> None:

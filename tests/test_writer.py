@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from quartchat.broker import Broker, broker_from_url
-from quartchat.chat.writer import ChatWriter, StoreUnavailable
-from quartchat.store import Appended, MessageStore, NewMessage
+from quartchat.broker import Broker, MemoryBackend, broker_from_url
+from quartchat.chat.writer import ChatWriter
+from quartchat.store import Appended, MessageStore, NewMessage, StoreUnavailable
 from quartchat.topics import room_topic
 
 
@@ -102,3 +102,51 @@ async def test_a_resend_is_not_published_again(
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.3):
                 await inbox.get()
+
+
+async def test_one_unstorable_message_fails_alone(
+    parts: tuple[CountingStore, Broker, ChatWriter],
+) -> None:
+    store, _, writer = parts
+    posts = [
+        writer.post(NewMessage("a", "ada", "fine 1")),
+        writer.post(NewMessage("a", "eve", "lone \ud800 surrogate")),  # SQLite cannot encode it
+        writer.post(NewMessage("a", "bob", "fine 2")),
+    ]
+    results = await asyncio.gather(*posts, return_exceptions=True)
+    assert isinstance(results[1], StoreUnavailable)
+    assert [m.text for m in await store.page("a", limit=10)] == ["fine 1", "fine 2"]
+    assert writer.running()
+
+
+class FlakyBroker(Broker):
+    """The real memory broker, whose next publish fails once."""
+
+    fail_next = False
+
+    async def publish(self, topic: str, text: str) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("broker went away")
+        await super().publish(topic, text)
+
+
+async def test_a_failed_publish_does_not_stop_the_writer(url: str) -> None:
+    store = MessageStore(url)
+    broker = FlakyBroker(MemoryBackend())
+    await store.open()
+    await broker.start()
+    writer = ChatWriter(store, broker, batch_max=8)
+    await writer.start()
+    try:
+        broker.fail_next = True
+        first = await writer.post(NewMessage("a", "ada", "stored, not relayed live"))
+        second = await writer.post(NewMessage("a", "ada", "relayed"))
+        assert (first.id, second.id) == (1, 2)
+        assert writer.running()
+    finally:
+        await writer.stop()
+        await broker.stop()
+        await store.close()
+    with pytest.raises(StoreUnavailable, match="not running"):
+        await writer.post(NewMessage("a", "ada", "after stop"))

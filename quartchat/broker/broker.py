@@ -46,9 +46,6 @@ class Broker:
         if self._listener is None or self._listener.done():
             raise RuntimeError("broker listener is not running")
 
-    def local_topics(self) -> list[str]:
-        return list(self._local)
-
     @asynccontextmanager
     async def subscribe(self, *topics: str, max_queue: int) -> AsyncIterator[Subscriber]:
         """Subscribe a new bounded inbox to ``topics``; unsubscribe on exit.

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 
 class SlowConsumer(Exception):
-    """The inbox overflowed: the socket did not keep up and must be closed."""
+    """The inbox overflowed: the socket did not keep up and must be closed (raised by the
+    socket's watchdog once :meth:`Subscriber.overflowed` returns)."""
 
 
 class Subscriber:
@@ -36,8 +37,6 @@ class Subscriber:
         await self._overflow.wait()
 
     async def get(self) -> str:
-        if self._overflow.is_set():
-            raise SlowConsumer
         return await self._queue.get()
 
     async def __aiter__(self) -> AsyncIterator[str]:

@@ -36,6 +36,7 @@ class Presence:
     async def members(self, room: str) -> list[str]:
         return sorted(self._rooms.get(room, ()), key=str.casefold)
 
-    async def rooms(self) -> dict[str, int]:
-        """Rooms with anyone in them, and how many people each."""
-        return {room: len(sockets) for room, sockets in self._rooms.items()}
+    async def rooms(self) -> list[tuple[str, int]]:
+        """Rooms with anyone in them and how many people each, busiest first."""
+        counts = [(room, len(sockets)) for room, sockets in self._rooms.items()]
+        return sorted(counts, key=lambda item: (-item[1], item[0]))

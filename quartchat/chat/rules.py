@@ -16,7 +16,18 @@ def check_message(text: str, max_chars: int) -> str:
         raise FrameError(
             "message_too_long", f"The message is {len(text)} characters; the limit is {max_chars}."
         )
+    if "\x00" in text or not _encodable(text):
+        raise FrameError("invalid_text", "The message holds characters that cannot be stored.")
     return text
+
+
+def _encodable(text: str) -> bool:
+    """False for lone surrogates (valid in JSON escapes, not in UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class TokenBucket:

@@ -21,8 +21,8 @@ from ..messages import (
     History,
     MemberJoined,
     MemberLeft,
-    PostMessage,
     Presence,
+    StartTyping,
     Typing,
     encode,
     error_frame,
@@ -53,11 +53,11 @@ class RoomSession:
     async def run(self, since: int | None) -> None:
         broker, presence = self.services.broker, self.services.presence
         async with broker.subscribe(self.topic, max_queue=self.limits.queue_length) as inbox:
-            if await presence.join(self.room, self.user):
-                await broker.publish(
-                    self.topic, encode(MemberJoined(user=self.user, datetime=_now()))
-                )
+            first_socket = await presence.join(self.room, self.user)
             try:
+                if first_socket:
+                    joined = MemberJoined(user=self.user, datetime=_now())
+                    await broker.publish(self.topic, encode(joined))
                 await websocket.accept(subprotocol=PROTOCOL if self.extended else None)
                 await run_duplex(
                     lambda: self._receive(inbox), lambda: self._send(inbox, since), inbox
@@ -96,11 +96,17 @@ class RoomSession:
         if self.extended:
             members = await self.services.presence.members(self.room)
             await websocket.send(encode(Presence(room=self.room, user=self.user, members=members)))
+        if since is not None:
+            # A client ahead of the store (say, after the database was reset) would otherwise
+            # drop every new message as already seen: resume from what the store has.
+            latest = await self.services.store.page(self.room, limit=1)
+            since = min(since, latest[-1].id if latest else 0)
         last_id = since or 0
-        async for page in self._history(since):
+        async for page, complete in self._history(since):
             messages = [chat_message(stored) for stored in page]
             if self.extended:
-                await websocket.send(encode(History(messages=messages, since=since)))
+                history = History(messages=messages, since=since, complete=complete)
+                await websocket.send(encode(history))
             else:
                 for message in messages:
                     await websocket.send(encode(message))
@@ -108,16 +114,19 @@ class RoomSession:
                 last_id = page[-1].id
         return last_id
 
-    async def _history(self, since: int | None) -> AsyncIterator[list[StoredMessage]]:
-        """The last messages on entry; on resume, everything after ``since``, page by page."""
+    async def _history(self, since: int | None) -> AsyncIterator[tuple[list[StoredMessage], bool]]:
+        """The last messages on entry; on resume, everything after ``since``, page by page.
+        Yields each page with whether it is the last."""
+        store = self.services.store
         if since is None:
-            yield await self.services.store.page(self.room, limit=self.limits.history_on_join)
+            yield await store.page(self.room, limit=self.limits.history_on_join), True
             return
         limit = self.limits.page_max
         while True:
-            page = await self.services.store.page(self.room, after=since, limit=limit)
-            yield page
-            if len(page) < limit:
+            page = await store.page(self.room, after=since, limit=limit)
+            complete = len(page) < limit
+            yield page, complete
+            if complete:
                 return
             since = page[-1].id
 
@@ -131,23 +140,32 @@ class RoomSession:
         while True:
             frame = await websocket.receive()
             try:
-                if not bucket.take():
-                    raise FrameError("rate_limited", "Too many frames: slow down.")
-                await self._handle(frame, typing)
+                await self._handle(frame, bucket, typing)
             except FrameError as error:
                 inbox.deliver(error_frame(error))
 
-    async def _handle(self, raw: str | bytes, typing: Throttle) -> None:
-        frame = parse_room_frame(raw)
-        if not isinstance(frame, PostMessage):
+    async def _handle(self, raw: str | bytes, bucket: TokenBucket, typing: Throttle) -> None:
+        """Typing notices have their own throttle (extras are dropped); every other frame,
+        valid or not, takes a token from the rate limit's bucket."""
+        try:
+            frame = parse_room_frame(raw)
+        except FrameError:
+            bucket.take()
+            raise
+        if isinstance(frame, StartTyping):
             if typing.ready():
                 await self.services.broker.publish(self.topic, encode(Typing(user=self.user)))
             return
-        text = check_message(frame.message, self.limits.message_max_chars)
+        client_id = frame.client_id
+        if not bucket.take():
+            raise FrameError("rate_limited", "Too many messages: slow down.", client_id)
         try:
-            await self.services.writer.post(NewMessage(self.room, self.user, text, frame.client_id))
+            text = check_message(frame.message, self.limits.message_max_chars)
+            await self.services.writer.post(NewMessage(self.room, self.user, text, client_id))
+        except FrameError as error:
+            raise FrameError(error.code, error.message, client_id) from None
         except StoreUnavailable as error:
-            raise FrameError("unavailable", f"Not sent: {error}.") from None
+            raise FrameError("unavailable", f"Not sent: {error}.", client_id) from None
 
 
 def _now() -> str:

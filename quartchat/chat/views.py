@@ -11,6 +11,7 @@ from ..messages import ChatMessage
 from ..names import InvalidName, check_room, check_user
 from ..services import services
 from ..sockets import PROTOCOL
+from ..store import MAX_ID
 from .socket import RoomSession
 from .writer import chat_message
 
@@ -36,8 +37,8 @@ async def room_socket(room: str, user: str) -> ResponseReturnValue | None:
 def _since(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise ValueError("since must be a message id (a non-negative integer)")
+    if not value.isdigit() or int(value) > MAX_ID:
+        raise ValueError(f"since must be a message id (an integer from 0 to {MAX_ID})")
     return int(value)
 
 
@@ -51,8 +52,10 @@ class RoomList(BaseModel):
 
 
 class HistoryQuery(BaseModel):
-    before: int | None = Field(None, ge=1, description="Only messages with a smaller id.")
-    after: int | None = Field(None, ge=0, description="Only messages with a larger id.")
+    before: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Only messages with a smaller id."
+    )
+    after: int | None = Field(None, ge=0, le=MAX_ID, description="Only messages with a larger id.")
     limit: int | None = Field(
         None, ge=1, description="At most this many (default 50; server limit: limits.page_max)."
     )
@@ -68,9 +71,8 @@ class MessagePage(BaseModel):
 @validate_response(RoomList)
 async def list_rooms() -> RoomList:
     """Rooms that have people in them now, busiest first."""
-    counts = await services().presence.rooms()
-    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return RoomList(rooms=[RoomSummary(name=name, members=count) for name, count in ordered])
+    rooms = await services().presence.rooms()
+    return RoomList(rooms=[RoomSummary(name=name, members=count) for name, count in rooms])
 
 
 @bp.get("/api/rooms/<room>/messages")

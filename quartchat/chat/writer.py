@@ -19,6 +19,9 @@ from ..topics import room_topic
 log = logging.getLogger(__name__)
 
 
+Pending = tuple[NewMessage, "asyncio.Future[StoredMessage]"]
+
+
 def chat_message(stored: StoredMessage) -> ChatMessage:
     return ChatMessage(
         id=stored.id,
@@ -35,9 +38,7 @@ class ChatWriter:
         self._store = store
         self._broker = broker
         self._batch_max = batch_max
-        self._pending: asyncio.Queue[tuple[NewMessage, asyncio.Future[StoredMessage]]] = (
-            asyncio.Queue()
-        )
+        self._pending: asyncio.Queue[Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -56,6 +57,8 @@ class ChatWriter:
 
     async def post(self, new: NewMessage) -> StoredMessage:
         """Store and publish ``new``; return it as stored.  Raises :class:`StoreUnavailable`."""
+        if not self.running():
+            raise StoreUnavailable("the message writer is not running")
         waiter: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
         self._pending.put_nowait((new, waiter))
         return await waiter
@@ -65,23 +68,36 @@ class ChatWriter:
             batch = [await self._pending.get()]
             while len(batch) < self._batch_max and not self._pending.empty():
                 batch.append(self._pending.get_nowait())
-            await self._write(batch)
+            if not await self._write(batch) and len(batch) > 1:
+                for single in batch:  # one bad message must fail alone, not its batch
+                    await self._write([single])
 
-    async def _write(self, batch: list[tuple[NewMessage, asyncio.Future[StoredMessage]]]) -> None:
+    async def _write(self, batch: list[Pending]) -> bool:
+        """Store, then publish, ``batch``; False if it could not be stored."""
         try:
             stored = await self._store.append_many([new for new, _ in batch])
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the writer must outlive any failure of one batch
             log.error("storing %d message(s) failed: %r", len(batch), error)
-            for _, waiter in batch:
+            if len(batch) == 1:
+                _, waiter = batch[0]
                 if not waiter.done():
                     waiter.set_exception(StoreUnavailable("the message store is unavailable"))
-            return
+            return False
         for appended, (_, waiter) in zip(stored, batch, strict=True):
             message = appended.message
             if appended.new:
                 # Published even when the poster has gone: it is stored, so members see it.
-                await self._broker.publish(room_topic(message.room), encode(chat_message(message)))
+                await self._publish(message)
             if not waiter.done():
                 waiter.set_result(message)
+        return True
+
+    async def _publish(self, message: StoredMessage) -> None:
+        try:
+            await self._broker.publish(room_topic(message.room), encode(chat_message(message)))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # stored all the same: members get it when they resume
+            log.error("publishing message %s/%d failed: %r", message.room, message.id, error)

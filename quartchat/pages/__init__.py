@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quart import Blueprint, ResponseReturnValue, redirect, render_template, request, url_for
+from quart_schema import hide
 
 from ..names import ROOM_MAX, USER_MAX, InvalidName, check_room, check_user
 from ..services import services
@@ -12,12 +13,14 @@ bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
+@hide
 async def index() -> ResponseReturnValue:
     room = request.args.get("room", "")
     return await _render_index(room=room, user="", errors={})
 
 
 @bp.post("/")
+@hide
 async def join() -> ResponseReturnValue:
     form = await request.form
     room = form.get("room_name", "").strip()
@@ -34,6 +37,7 @@ async def join() -> ResponseReturnValue:
 
 
 @bp.get("/room/<room_name>/<username>")
+@hide
 async def room(room_name: str, username: str) -> ResponseReturnValue:
     try:
         check_room(room_name)
@@ -55,14 +59,12 @@ async def room(room_name: str, username: str) -> ResponseReturnValue:
 
 
 async def _render_index(room: str, user: str, errors: dict[str, str]) -> str:
-    counts = await services().presence.rooms()
-    active = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return await render_template(
         "index.html",
         room=room,
         user=user,
         errors=errors,
-        active_rooms=active,
+        active_rooms=await services().presence.rooms(),
         room_max=ROOM_MAX,
         user_max=USER_MAX,
     )

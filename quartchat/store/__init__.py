@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .schema import MAX_ID
 from .store import Appended, MessageStore, NewMessage, StoredMessage, StoreUnavailable
 
-__all__ = ["Appended", "MessageStore", "NewMessage", "StoreUnavailable", "StoredMessage"]
+__all__ = ["MAX_ID", "Appended", "MessageStore", "NewMessage", "StoreUnavailable", "StoredMessage"]

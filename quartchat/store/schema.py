@@ -8,6 +8,8 @@ from ..names import ROOM_MAX, USER_MAX
 
 metadata = MetaData()
 
+MAX_ID = 2**31 - 1  # message ids are SQL INTEGER (int4 on PostgreSQL)
+
 # One row per room that ever had a message: the counter that hands out per-room ids.
 rooms = Table(
     "rooms",

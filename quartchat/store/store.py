@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -138,13 +138,12 @@ class MessageStore:
     ) -> dict[ResendKey, StoredMessage | None]:
         if not keys:
             return {}
-        query = select(messages).where(messages.c.client_id.in_({key[0] for key in keys}))
+        columns = tuple_(messages.c.client_id, messages.c.room, messages.c.author)
+        query = select(messages).where(columns.in_(sorted(keys)))
         found: dict[ResendKey, StoredMessage | None] = {}
         for row in (await connection.execute(query)).all():
             message = _message(row._mapping)
-            key = (row.client_id, message.room, message.user)
-            if key in keys:
-                found[key] = message
+            found[(row.client_id, message.room, message.user)] = message
         return found
 
     async def _advance_counter(self, connection: AsyncConnection, room: str, count: int) -> int:
