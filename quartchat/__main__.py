@@ -2,9 +2,8 @@
 
     quartchat [--bind HOST:PORT] [--config PATH]
 
-Hypercorn loads ``quartchat:create_app()`` itself (in this process for one worker, in
-spawned processes for several); the flags reach it through the same environment variables
-that configure the app, so every worker sees the same settings.
+The flags reach the app through the same environment variables that configure it, so
+every worker process sees the same settings.
 """
 
 from __future__ import annotations
@@ -14,12 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.run import run
-
-from .config import CONFIG_ENV, ConfigError, Settings, load_settings
-
-APPLICATION_PATH = "quartchat:create_app()"
+from .config import CONFIG_ENV, ConfigError, load_settings
+from .serving import check_serving, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,36 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"quartchat: {error}", file=sys.stderr)
         return 2
-    return run(hypercorn_config(settings))
-
-
-def check_serving(settings: Settings) -> None:
-    if settings.server.workers > 1 and settings.broker.url.startswith("memory://"):
-        raise ConfigError(
-            "server.workers: several workers need a shared broker; the memory:// broker "
-            "only reaches sockets of its own process (set broker.url to a Redis URL)"
-        )
-    if bool(settings.server.certfile) != bool(settings.server.keyfile):
-        raise ConfigError("server.certfile and server.keyfile: set both for TLS, or neither")
-    for key in ("certfile", "keyfile"):
-        path = getattr(settings.server, key)
-        if path and not Path(path).is_file():
-            raise ConfigError(f"server.{key}: file not found: {path}")
-
-
-def hypercorn_config(settings: Settings) -> HypercornConfig:
-    """HTTP/1.1 and HTTP/2: h2 by ALPN with TLS, h2c (upgrade or prior knowledge) without."""
-    config = HypercornConfig()
-    config.application_path = APPLICATION_PATH
-    config.bind = [settings.server.bind]
-    config.workers = 0 if settings.server.workers == 1 else settings.server.workers
-    config.websocket_max_message_size = settings.limits.frame_max_bytes
-    config.accesslog = "-"
-    config.errorlog = "-"
-    if settings.server.certfile:
-        config.certfile = settings.server.certfile
-        config.keyfile = settings.server.keyfile
-    return config
+    return serve(settings)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from .broker import Broker, broker_from_url
 from .chat.presence import Presence
 from .chat.writer import ChatWriter
 from .config import Settings
+from .sockets import OpenSockets
 from .store import MessageStore
 
 EXTENSION = "quartchat"
@@ -22,6 +23,7 @@ class Services:
     store: MessageStore
     writer: ChatWriter
     presence: Presence
+    sockets: OpenSockets
 
 
 def init_app(app: Quart, settings: Settings) -> Services:
@@ -34,6 +36,7 @@ def init_app(app: Quart, settings: Settings) -> Services:
         store=store,
         writer=ChatWriter(store, broker, settings.limits.store_batch_max),
         presence=Presence(),
+        sockets=OpenSockets(),
     )
     app.extensions[EXTENSION] = services
 

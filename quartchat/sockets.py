@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from enum import IntEnum
 from typing import Any
 
@@ -22,6 +23,7 @@ class CloseCode(IntEnum):
     """Close codes the app sends; 4xxx are ours (RFC 6455 leaves them to applications).
     Hypercorn itself sends 1009 for a frame over ``limits.frame_max_bytes``."""
 
+    GOING_AWAY = 1001
     TRY_AGAIN_LATER = 1013
     SLOW_CONSUMER = 4008
 
@@ -35,22 +37,53 @@ class CloseSocket(Exception):
         self.reason = reason
 
 
+class OpenSockets:
+    """The process's open sockets, so that a shutdown can close them all with 1001 at once
+    (browsers then reconnect and resume) instead of leaving them to be cut off."""
+
+    def __init__(self) -> None:
+        self.going_away = asyncio.Event()
+        self._count = 0
+        self._none_open = asyncio.Event()
+        self._none_open.set()
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        self._count += 1
+        self._none_open.clear()
+        try:
+            yield
+        finally:
+            self._count -= 1
+            if not self._count:
+                self._none_open.set()
+
+    async def close_all(self) -> None:
+        """Ask every open socket to close with ``GOING_AWAY``; return once all have."""
+        self.going_away.set()
+        await self._none_open.wait()
+
+
 async def run_duplex(
     receive: Callable[[], Coroutine[Any, Any, None]],
     send: Callable[[], Coroutine[Any, Any, None]],
     inbox: Subscriber,
+    sockets: OpenSockets,
 ) -> None:
     """Run a socket's receive and send loops together until one ends or fails.
 
     A watchdog ends both as soon as ``inbox`` overflows, even while the sender is blocked
     on a peer that stopped reading; the socket is then closed with ``SLOW_CONSUMER``.  A
-    client disconnecting cancels the handler, and so this whole group, at its current await.
+    shutdown closes it with ``GOING_AWAY``.  A client disconnecting cancels the handler,
+    and so this whole group, at its current await.
     """
     try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(receive(), name="socket-receive")
-            group.create_task(send(), name="socket-send")
-            group.create_task(_raise_on_overflow(inbox), name="socket-watchdog")
+        with sockets.track():
+            async with asyncio.TaskGroup() as group:
+                group.create_task(receive(), name="socket-receive")
+                group.create_task(send(), name="socket-send")
+                group.create_task(_raise_on_overflow(inbox), name="socket-watchdog")
+                group.create_task(_raise_on_shutdown(sockets), name="socket-shutdown")
     except* SlowConsumer:
         await close(CloseCode.SLOW_CONSUMER, "too slow: outbound queue overflowed")
     except* CloseSocket as group:
@@ -62,6 +95,11 @@ async def run_duplex(
 async def _raise_on_overflow(inbox: Subscriber) -> None:
     await inbox.overflowed()
     raise SlowConsumer
+
+
+async def _raise_on_shutdown(sockets: OpenSockets) -> None:
+    await sockets.going_away.wait()
+    raise CloseSocket(CloseCode.GOING_AWAY, "server restarting: reconnect")
 
 
 async def close(code: CloseCode, reason: str) -> None:

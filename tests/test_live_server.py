@@ -127,6 +127,23 @@ async def test_restart_mid_conversation_resumes_without_loss_or_duplicates(
     assert shown == [1, 2, 3, 4, 5]
 
 
+async def test_sigterm_closes_sockets_with_going_away_and_exits_cleanly(
+    server: LiveServer,
+) -> None:
+    async with room(server, "lobby", "ada") as ada:
+        await history_ids(ada)
+        assert server.process is not None
+        process = server.process
+        process.terminate()  # SIGTERM
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(2):  # well before Hypercorn's own 3 s grace period
+                while True:
+                    await ada.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    assert process.wait(timeout=10) == 0
+    assert "Traceback" not in server.log.read_text()
+
+
 async def test_acknowledged_messages_survive_sigkill(server: LiveServer) -> None:
     async with room(server, "lobby", "ada") as ada:
         await history_ids(ada)

@@ -60,7 +60,10 @@ class RoomSession:
                     await broker.publish(self.topic, encode(joined))
                 await websocket.accept(subprotocol=PROTOCOL if self.extended else None)
                 await run_duplex(
-                    lambda: self._receive(inbox), lambda: self._send(inbox, since), inbox
+                    lambda: self._receive(inbox),
+                    lambda: self._send(inbox, since),
+                    inbox,
+                    self.services.sockets,
                 )
             finally:
                 if await presence.leave(self.room, self.user):
