@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -439,3 +440,27 @@ async def test_a_refused_message_is_marked_and_can_be_retried(
     await refused.get_by_role("button", name="Retry").click()
     await assert_once_each(alice, ["one", "two", "three"])
     await expect(alice.stored(".message.failed")).to_have_count(0)
+
+
+# -- h. local time --------------------------------------------------------------------------
+
+
+async def test_times_are_shown_in_the_readers_time_zone(
+    server: LiveServer, browser: Browser
+) -> None:
+    """The server sends UTC; a reader in Tokyo (UTC+9, no DST) sees Tokyo time."""
+    context = await browser.new_context(timezone_id="Asia/Tokyo", locale="en-GB")
+    try:
+        page = await context.new_page()
+        await page.goto(f"{server.http_url}/room/tz/kenji")
+        box = page.locator("#message-input")
+        await box.fill("konnichiwa")
+        await box.press("Enter")
+        stamp = page.locator("#messages .message[data-id] time")
+        await expect(stamp).to_have_count(1, timeout=TIMEOUT_MS)
+        sent_utc = datetime.fromisoformat(await stamp.get_attribute("datetime") or "")
+        tokyo = sent_utc.astimezone(timezone(timedelta(hours=9)))
+        shown = re.compile(rf"^0?{tokyo.hour}:{tokyo.minute:02d}$")  # en-GB, 24-hour clock
+        await expect(stamp).to_have_text(shown, timeout=TIMEOUT_MS)
+    finally:
+        await context.close()
