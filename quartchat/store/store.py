@@ -101,13 +101,14 @@ class MessageStore:
         self, connection: AsyncConnection, batch: Sequence[NewMessage], created_at: datetime
     ) -> list[Appended]:
         keys = [_resend_key(new) for new in batch]
-        known = await self._stored_resends(connection, {key for key in keys if key})
+        earlier = await self._stored_resends(connection, {key for key in keys if key})
+        first_copy: dict[ResendKey, int] = {}  # a resend within this batch: its first copy
         fresh: list[int] = []  # positions in batch to store
         for position, key in enumerate(keys):
-            if key is None or key not in known:
+            if key is None or (key not in earlier and key not in first_copy):
                 fresh.append(position)
                 if key is not None:
-                    known[key] = None  # a later copy in this batch is a resend
+                    first_copy[key] = position
         next_id = {}
         for room, count in Counter(batch[position].room for position in fresh).items():
             next_id[room] = await self._advance_counter(connection, room, count) - count + 1
@@ -118,29 +119,27 @@ class MessageStore:
                 new.room, next_id[new.room], new.user, new.text, created_at, new.client_id
             )
             next_id[new.room] += 1
-            if (key := keys[position]) is not None:
-                known[key] = stored[position]
         if stored:
             await connection.execute(messages.insert(), [_row(m) for m in stored.values()])
         appended = []
         for position, key in enumerate(keys):
             if position in stored:
                 appended.append(Appended(stored[position], True))
-                continue
-            assert key is not None  # only messages with a client_id can be resends
-            earlier = known[key]
-            assert earlier is not None
-            appended.append(Appended(earlier, False))
+            else:  # only messages with a client_id are ever resends
+                assert key is not None
+                original = earlier.get(key) or stored[first_copy[key]]
+                appended.append(Appended(original, False))
         return appended
 
     async def _stored_resends(
         self, connection: AsyncConnection, keys: set[ResendKey]
-    ) -> dict[ResendKey, StoredMessage | None]:
+    ) -> dict[ResendKey, StoredMessage]:
+        """The messages already stored under these (client_id, room, author) keys."""
         if not keys:
             return {}
         columns = tuple_(messages.c.client_id, messages.c.room, messages.c.author)
         query = select(messages).where(columns.in_(sorted(keys)))
-        found: dict[ResendKey, StoredMessage | None] = {}
+        found: dict[ResendKey, StoredMessage] = {}
         for row in (await connection.execute(query)).all():
             message = _message(row._mapping)
             found[(row.client_id, message.room, message.user)] = message
