@@ -1,7 +1,8 @@
-"""quartchat: self-hosted real-time chat rooms, on Quart and Hypercorn."""
+"""quartchat: self-hosted real-time chat rooms and video calls, on Quart and Hypercorn."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from quart import Quart
 from quart_schema import Info, QuartSchema
 
 from . import apidocs, errors, health, pages, security, services
+from .call.views import bp as call_bp
 from .chat.views import bp as chat_bp
 from .config import load_settings
 
@@ -32,6 +34,8 @@ def create_app(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Quar
         static_folder=str(_asset_dir("static")),
     )
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.request_max_bytes
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.secret_key = settings.server.secret_key or secrets.token_hex(32)
     QuartSchema(
         app,
         info=Info(title="quartchat", version=__version__),
@@ -42,7 +46,7 @@ def create_app(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Quar
     services.init_app(app, settings)
     errors.init_app(app)
     security.init_app(app)
-    for blueprint in (pages.bp, chat_bp, health.bp, apidocs.bp):
+    for blueprint in (pages.bp, chat_bp, call_bp, health.bp, apidocs.bp):
         app.register_blueprint(blueprint)
     return app
 

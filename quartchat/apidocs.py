@@ -7,6 +7,7 @@ from typing import Any
 from quart import Blueprint, render_template
 from quart_schema import hide
 
+from .call.frames import call_schema
 from .messages import protocol_schema
 
 bp = Blueprint("apidocs", __name__)
@@ -22,4 +23,4 @@ async def swagger_ui() -> str:
 @hide
 async def websocket_schema() -> dict[str, Any]:
     """JSON Schema of every websocket frame (websocket routes are not in OpenAPI)."""
-    return protocol_schema()
+    return {**protocol_schema(), "call": call_schema()}

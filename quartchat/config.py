@@ -14,7 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 CONFIG_ENV = "QUARTCHAT_CONFIG"
 ENV_PREFIX = "QUARTCHAT_"
@@ -33,6 +40,11 @@ class ServerConfig(_Section):
     workers: int = Field(1, ge=1, le=64)
     certfile: str = ""
     keyfile: str = ""
+    secret_key: str = Field(
+        "",
+        description="Signs the session cookie that lets a reloaded page reclaim its call name. "
+        "Empty: a random key per process (set one when running several workers).",
+    )
 
     @field_validator("bind")
     @classmethod
@@ -78,11 +90,46 @@ class LimitsConfig(_Section):
     store_batch_max: int = Field(256, ge=1, le=10_000)
 
 
+class CallConfig(_Section):
+    ring_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    reach_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    sdp_max_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    candidate_max_bytes: int = Field(1024, ge=128, le=16 * 1024)
+    rate_per_second: float = Field(20.0, gt=0)
+    rate_burst: int = Field(60, ge=1)
+
+
 class IceConfig(_Section):
     stun_urls: list[str] = Field(default_factory=list)
     turn_urls: list[str] = Field(default_factory=list)
     turn_secret: str = ""
-    turn_ttl_seconds: int = Field(3600, ge=60)
+    turn_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600)
+
+    @field_validator("stun_urls")
+    @classmethod
+    def _stun_scheme(cls, urls: list[str]) -> list[str]:
+        return _with_scheme(urls, ("stun:", "stuns:"))
+
+    @field_validator("turn_urls")
+    @classmethod
+    def _turn_scheme(cls, urls: list[str]) -> list[str]:
+        return _with_scheme(urls, ("turn:", "turns:"))
+
+    @model_validator(mode="after")
+    def _turn_needs_secret(self) -> IceConfig:
+        if self.turn_urls and not self.turn_secret:
+            raise ValueError(
+                "turn_urls need turn_secret (the TURN server's static-auth-secret): browsers "
+                "only ever get short-lived credentials derived from it"
+            )
+        return self
+
+
+def _with_scheme(urls: list[str], schemes: tuple[str, ...]) -> list[str]:
+    for url in urls:
+        if not url.startswith(schemes) or len(url) <= len(url.split(":", 1)[0]) + 1:
+            raise ValueError(f"{url!r} must start with {' or '.join(schemes)}")
+    return urls
 
 
 class Settings(_Section):
@@ -90,6 +137,7 @@ class Settings(_Section):
     broker: BrokerConfig = BrokerConfig()
     store: StoreConfig = StoreConfig()
     limits: LimitsConfig = LimitsConfig()
+    call: CallConfig = CallConfig()
     ice: IceConfig = IceConfig()
 
 

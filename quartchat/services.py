@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from quart import Quart, current_app
 
 from .broker import Broker, broker_from_url
+from .call.directory import Directory
 from .chat.presence import Presence
 from .chat.writer import ChatWriter
 from .config import Settings
@@ -23,6 +24,7 @@ class Services:
     store: MessageStore
     writer: ChatWriter
     presence: Presence
+    directory: Directory
     sockets: OpenSockets
 
 
@@ -36,6 +38,7 @@ def init_app(app: Quart, settings: Settings) -> Services:
         store=store,
         writer=ChatWriter(store, broker, settings.limits.store_batch_max),
         presence=Presence(),
+        directory=Directory(),
         sockets=OpenSockets(),
     )
     app.extensions[EXTENSION] = services

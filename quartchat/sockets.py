@@ -26,6 +26,7 @@ class CloseCode(IntEnum):
     GOING_AWAY = 1001
     TRY_AGAIN_LATER = 1013
     SLOW_CONSUMER = 4008
+    REPLACED = 4009  # the same browser logged in for calls on a newer connection
 
 
 class CloseSocket(Exception):

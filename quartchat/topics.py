@@ -9,3 +9,6 @@ def room_topic(room: str) -> str:
 
 def user_topic(user: str) -> str:
     return f"user:{user}"
+
+
+CALL_DIRECTORY_TOPIC = "calls:directory"  # who is online for calls, and their status

@@ -12,6 +12,7 @@ from quart.typing import TestClientProtocol
 
 from quartchat import create_app
 
+from .browsers import browser, open_tab  # noqa: F401 - fixtures for the browser tests
 from .servers import LiveServer
 
 RECEIVE_TIMEOUT_SECONDS = 5.0

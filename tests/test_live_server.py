@@ -223,3 +223,37 @@ async def test_a_client_that_stops_reading_is_closed_and_others_carry_on(
         assert "too slow" in closed.value.rcvd.reason
         # the room still works for the others
         assert (await post(talker, "still fine"))["message"] == "still fine"
+
+
+async def test_seed_call_sequence_over_real_hypercorn(server: LiveServer) -> None:
+    """The workshop's call.js frames between two real websocket clients, then one side
+    drops: the other is told at once."""
+    offer = {"type": "offer", "sdp": "v=0\r\n"}
+    answer = {"type": "answer", "sdp": "v=0\r\n"}
+    candidate = {"label": 0, "id": "0", "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}
+
+    def frame(kind: str, **data: Any) -> str:
+        return json.dumps({"type": kind, "data": data})
+
+    async with (
+        connect(f"{server.ws_url}/ws/call/", open_timeout=5) as ada,
+        connect(f"{server.ws_url}/ws/call/", open_timeout=5) as bob,
+    ):
+        for connection, name in ((ada, "ada"), (bob, "bob")):
+            assert await receive_json(connection) == {
+                "type": "connection",
+                "data": {"message": "Connected"},
+            }
+            await connection.send(frame("login", name=name))
+            await receive_until(connection, "logged_in")
+        await ada.send(frame("call", name="bob", rtcMessage=offer))
+        await ada.send(frame("ICEcandidate", user="bob", rtcMessage=candidate))
+        received = await receive_until(bob, "call_received")
+        assert received["data"] == {"caller": "ada", "rtcMessage": offer}
+        relayed = await receive_until(bob, "ICEcandidate")
+        assert relayed["data"] == {"rtcMessage": candidate}
+        await bob.send(frame("answer_call", caller="ada", rtcMessage=answer))
+        assert (await receive_until(ada, "call_answered"))["data"]["rtcMessage"] == answer
+        await bob.close()
+        ended = await receive_until(ada, "call_ended")
+        assert ended["data"] == {"name": "bob", "reason": "disconnected"}

@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import receive_json
 
-PAGES = ["/", "/room/lobby/ada", "/docs", "/?room=lobby"]
+PAGES = ["/", "/room/lobby/ada", "/docs", "/?room=lobby", "/call", "/call?name=ada&call=bob"]
 
 
 class Page(HTMLParser):

@@ -1,10 +1,11 @@
-"""The pages people open: the index (join form, active rooms) and a room."""
+"""The pages people open: the index (join form, active rooms), a room, and calls."""
 
 from __future__ import annotations
 
 from quart import Blueprint, ResponseReturnValue, redirect, render_template, request, url_for
 from quart_schema import hide
 
+from ..call.identity import ensure_device
 from ..names import ROOM_MAX, USER_MAX, InvalidName, check_room, check_user
 from ..services import services
 from ..sockets import PROTOCOL
@@ -48,6 +49,7 @@ async def room(room_name: str, username: str) -> ResponseReturnValue:
         )
         return page, 400
     limits = services().settings.limits
+    ensure_device()
     return await render_template(
         "room.html",
         room_name=room_name,
@@ -56,6 +58,27 @@ async def room(room_name: str, username: str) -> ResponseReturnValue:
         message_max_chars=limits.message_max_chars,
         typing_interval=limits.typing_interval_seconds,
     )
+
+
+@bp.get("/call")
+@hide
+async def call() -> ResponseReturnValue:
+    """``?name=`` logs in at once, ``&call=`` also calls someone (links from a room)."""
+    ensure_device()
+    return await render_template(
+        "call.html",
+        name=_valid_user(request.args.get("name", "")),
+        callee=_valid_user(request.args.get("call", "")),
+        user_max=USER_MAX,
+    )
+
+
+def _valid_user(name: str) -> str:
+    try:
+        check_user(name)
+    except InvalidName:
+        return ""
+    return name
 
 
 async def _render_index(room: str, user: str, errors: dict[str, str]) -> str:

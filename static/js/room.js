@@ -7,6 +7,11 @@
 // are sent again once the replayed history has been read, since it may hold their echo.
 //
 // User data only ever reaches the page through textContent and attributes, never as HTML.
+//
+// The page is also logged in for calls under the same name (calls.js): members who are
+// online for calls get a Call button, and an incoming call rings here.
+
+import { CallClient, mountCallPanel } from './calls.js';
 
 const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
@@ -15,6 +20,7 @@ const ERROR_SHOWN_MS = 6_000;
 const NEAR_BOTTOM_PX = 96;
 const REJOIN_QUIET_MS = 15_000; // after a reconnect, people who were here "rejoin" silently
 const GROUP_WITHIN_MS = 5 * 60_000;
+const SVG = 'http://www.w3.org/2000/svg';
 const INPUT_MAX_HEIGHT_PX = 160;
 
 const STATES = {
@@ -423,11 +429,38 @@ function renderMembers() {
       you.className = 'you';
       you.textContent = '(you)';
       item.append(' ', you);
+    } else if (calls.directory.has(name)) {
+      item.append(callButton(name));
     }
     return item;
   });
   ui.members.replaceChildren(...items);
   ui.memberCount.textContent = String(members.length);
+}
+
+function callButton(name) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'member-call';
+  button.setAttribute('aria-label', `Call ${name}`);
+  button.title = calls.directory.get(name) === 'busy' ? `${name} is in a call` : `Call ${name}`;
+  button.disabled = calls.state !== 'idle';
+  button.append(cameraIcon());
+  button.addEventListener('click', () => calls.call(name));
+  return button;
+}
+
+function cameraIcon() {
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '16');
+  svg.setAttribute('height', '16');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(SVG, 'path');
+  path.setAttribute('fill', 'currentColor');
+  path.setAttribute('d', 'M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11z');
+  svg.append(path);
+  return svg;
 }
 
 function initial(name) {
@@ -537,6 +570,14 @@ window.addEventListener('online', () => {
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible' && retryTimer) reconnectNow();
 });
+
+// -- calls --------------------------------------------------------------------------------
+
+const calls = new CallClient();
+mountCallPanel(calls);
+calls.addEventListener('directory', renderMembers);
+calls.addEventListener('state', renderMembers);
+calls.start(me);
 
 setState('connecting');
 connect();

@@ -1,0 +1,378 @@
+"""The call websocket: ``/ws/call/``, one :class:`CallSession` per connection.
+
+Each connection is the authority on its own user's call state (idle -> calling or ringing ->
+in call -> idle) and talks to the other party's connection only through signals on the
+broker (see :mod:`.signals`), so the same code works when the two are on different hosts.
+Client frames and peer signals are handled one at a time under a lock; a peer's signals are
+turned into client frames by the sender loop itself, so they reach the client in the order
+the peer sent them (an answer before the candidates that follow it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal
+
+from quart import websocket
+
+from ..broker import Subscriber
+from ..chat.rules import TokenBucket
+from ..messages import FrameError
+from ..services import Services
+from ..sockets import CloseCode, CloseSocket, run_duplex
+from ..topics import CALL_DIRECTORY_TOPIC, user_topic
+from .directory import Status
+from .frames import (
+    AnswerCall,
+    AnsweredData,
+    Busy,
+    CallAnswered,
+    CallEnded,
+    CallReceived,
+    Cancel,
+    CandidateRelayed,
+    Connected,
+    Decline,
+    DescriptionData,
+    DescriptionRelayed,
+    EndedData,
+    EndReason,
+    Hangup,
+    Inbound,
+    IncomingData,
+    LoggedIn,
+    LoggedInData,
+    Login,
+    NameData,
+    OnlineUser,
+    PlaceCall,
+    RelayedCandidateData,
+    Renegotiate,
+    Ringing,
+    SendCandidate,
+    SessionDescription,
+    Unavailable,
+    UserStatus,
+    encode,
+    error_event,
+    parse_call_frame,
+)
+from .frames import Candidate as CandidateModel
+from .signals import SIGNAL_PREFIX, Kind, Signal, decode
+
+
+class Phase(Enum):
+    IDLE = "idle"
+    CALLING = "calling"  # we called; no answer yet
+    RINGING = "ringing"  # we are being called
+    IN_CALL = "in_call"
+
+
+@dataclass(slots=True)
+class Call:
+    id: str
+    peer: str
+    peer_sid: str
+    reached: bool = False  # caller side: the callee's connection said it rings
+    timer: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+Emit = Callable[[str], None]
+
+# What ending a call means, by the phase it was in when this side ended it.
+_ENDED_BY_US: dict[Phase, EndReason] = {
+    Phase.CALLING: "cancelled",
+    Phase.RINGING: "declined",
+    Phase.IN_CALL: "hung_up",
+}
+
+
+class CallSession:
+    def __init__(self, services: Services, device: str | None) -> None:
+        self.services = services
+        self.settings = services.settings.call
+        self.device = device
+        self.sid = secrets.token_urlsafe(12)
+        self.name: str | None = None
+        self.phase = Phase.IDLE
+        self.call: Call | None = None
+        self._lock = asyncio.Lock()
+        self._inbox: Subscriber
+        self._own_status = "\0"  # prefix of directory events about this user, once logged in
+
+    async def run(self) -> None:
+        limits = self.services.settings.limits
+        await websocket.accept()
+        async with self.services.broker.subscribe(max_queue=limits.queue_length) as inbox:
+            self._inbox = inbox
+            inbox.deliver(encode(Connected()))
+            try:
+                await run_duplex(
+                    lambda: self._receive(inbox),
+                    lambda: self._send(inbox),
+                    inbox,
+                    self.services.sockets,
+                )
+            finally:
+                await self._leave()
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    async def _receive(self, inbox: Subscriber) -> None:
+        bucket = TokenBucket(self.settings.rate_per_second, self.settings.rate_burst)
+        while True:
+            raw = await websocket.receive()
+            try:
+                if not bucket.take():
+                    raise FrameError("rate_limited", "Too many frames: slow down.")
+                frame = parse_call_frame(
+                    raw, self.settings.sdp_max_bytes, self.settings.candidate_max_bytes
+                )
+                async with self._lock:
+                    await self._on_frame(frame, inbox)
+            except FrameError as error:
+                inbox.deliver(error_event(error.code, error.message))
+
+    async def _on_frame(self, frame: Inbound, inbox: Subscriber) -> None:
+        emit = inbox.deliver
+        if isinstance(frame, Login):
+            await self._login(frame.data.name, inbox)
+            return
+        if self.name is None:
+            raise FrameError("not_logged_in", "Log in first.")
+        if isinstance(frame, PlaceCall):
+            await self._place_call(frame.data.name, frame.data.rtcMessage, emit)
+        elif isinstance(frame, AnswerCall):
+            call = self._current(Phase.RINGING, frame.data.caller)
+            if call is None:
+                raise FrameError("no_such_call", f"{frame.data.caller} is not calling you.")
+            self.phase = Phase.IN_CALL
+            _disarm(call)
+            await self._signal(call, "accept", rtc=frame.data.rtcMessage.model_dump())
+        elif isinstance(frame, SendCandidate):
+            call = self._current(None, frame.data.user)
+            if call is None:
+                raise FrameError("not_in_call", f"You are not in a call with {frame.data.user}.")
+            candidate = frame.data.rtcMessage.model_dump(exclude_none=True)
+            await self._signal(call, "ice", rtc=candidate)
+        elif isinstance(frame, Renegotiate):
+            call = self._current(Phase.IN_CALL)
+            if call is None:
+                raise FrameError("not_in_call", "You are not in a call.")
+            await self._signal(call, "sdp", rtc=frame.data.rtcMessage.model_dump())
+        elif isinstance(frame, Decline | Cancel | Hangup):
+            await self._hang_up(frame, emit)
+
+    async def _login(self, name: str, inbox: Subscriber) -> None:
+        if self.name is not None:
+            raise FrameError("already_logged_in", f"This connection is logged in as {self.name}.")
+        directory, broker = self.services.directory, self.services.broker
+        claim = await directory.claim(name, self.sid, self.device)
+        if not claim.granted:
+            raise FrameError("name_taken", f"{name} is already logged in elsewhere.")
+        self.name = name
+        self._own_status = _status_event(name, "available").partition(',"status"')[0]
+        if claim.replaced_sid is not None:
+            replace = Signal(signal="replace", to=claim.replaced_sid)
+            await broker.publish(user_topic(name), replace.encode())
+        await broker.add_topic(inbox, user_topic(name))
+        await broker.add_topic(inbox, CALL_DIRECTORY_TOPIC)
+        users = [
+            OnlineUser(name=other, status=status)
+            for other, status in await directory.online()
+            if other != name
+        ]
+        inbox.deliver(encode(LoggedIn(data=LoggedInData(name=name, users=users))))
+        await broker.publish(CALL_DIRECTORY_TOPIC, _status_event(name, "available"))
+
+    async def _place_call(self, callee: str, offer: SessionDescription, emit: Emit) -> None:
+        if self.phase is not Phase.IDLE:
+            raise FrameError("already_in_call", "End the current call first.")
+        if callee == self.name:
+            raise FrameError("invalid_call", "You cannot call yourself.")
+        entry = await self.services.directory.lookup(callee)
+        if entry is None:
+            emit(encode(Unavailable(data=NameData(name=callee))))
+            return
+        call = self.call = Call(secrets.token_urlsafe(12), callee, entry.sid)
+        self.phase = Phase.CALLING
+        await self._publish_status("busy")
+        await self._signal(call, "invite", rtc=offer.model_dump())
+        self._arm(call, self.settings.reach_timeout_seconds, self._unreached)
+
+    async def _hang_up(self, frame: Decline | Cancel | Hangup, emit: Emit) -> None:
+        expected = {Decline: Phase.RINGING, Cancel: Phase.CALLING}.get(type(frame))
+        call = self._current(expected)
+        if call is None:
+            what = {Decline: "No call is ringing.", Cancel: "You are not calling anyone."}
+            raise FrameError("not_in_call", what.get(type(frame), "You are not in a call."))
+        await self._end(call, _ENDED_BY_US[self.phase], emit, tell_peer=True)
+
+    # -- outbound --------------------------------------------------------------------------
+
+    async def _send(self, inbox: Subscriber) -> None:
+        async for text in inbox:
+            if not text.startswith(SIGNAL_PREFIX):
+                if not text.startswith(self._own_status):  # others' status only
+                    await websocket.send(text)
+                continue
+            frames: list[str] = []
+            try:
+                async with self._lock:
+                    await self._on_signal(decode(text), frames.append)
+            finally:  # also the farewell before a CloseSocket
+                for frame in frames:
+                    await websocket.send(frame)
+
+    async def _on_signal(self, signal: Signal, emit: Emit) -> None:
+        if signal.to != self.sid:
+            return  # for an earlier or later connection under the same name
+        if signal.signal == "replace":
+            emit(error_event("replaced", "You logged in for calls in another window or tab."))
+            raise CloseSocket(CloseCode.REPLACED, "logged in elsewhere")
+        if signal.signal == "invite":
+            await self._invited(signal, emit)
+            return
+        call = self.call
+        if call is None or signal.call != call.id or signal.sender_sid != call.peer_sid:
+            return  # a stale signal of a call that has ended
+        if signal.signal == "ringing" and self.phase is Phase.CALLING and not call.reached:
+            call.reached = True
+            emit(encode(Ringing(data=NameData(name=call.peer))))
+            self._arm(call, self.settings.ring_timeout_seconds, self._unanswered)
+        elif signal.signal == "busy" and self.phase is Phase.CALLING:
+            emit(encode(Busy(data=NameData(name=call.peer))))
+            await self._reset()
+        elif signal.signal == "accept" and self.phase is Phase.CALLING and signal.rtc:
+            _disarm(call)
+            self.phase = Phase.IN_CALL
+            answer = SessionDescription.model_validate(signal.rtc)
+            emit(encode(CallAnswered(data=AnsweredData(rtcMessage=answer, name=call.peer))))
+        elif signal.signal == "ice" and signal.rtc:
+            candidate = CandidateModel.model_validate(signal.rtc)
+            emit(encode(CandidateRelayed(data=RelayedCandidateData(rtcMessage=candidate))))
+        elif signal.signal == "sdp" and self.phase is Phase.IN_CALL and signal.rtc:
+            description = SessionDescription.model_validate(signal.rtc)
+            emit(encode(DescriptionRelayed(data=DescriptionData(rtcMessage=description))))
+        elif signal.signal == "end" and signal.reason:
+            await self._end(call, signal.reason, emit, tell_peer=False)
+
+    async def _invited(self, signal: Signal, emit: Emit) -> None:
+        caller_call = Call(signal.call, signal.sender, signal.sender_sid)
+        if self.phase is not Phase.IDLE or signal.rtc is None:
+            await self._signal(caller_call, "busy")
+            return
+        self.call = caller_call
+        self.phase = Phase.RINGING
+        await self._publish_status("busy")
+        await self._signal(caller_call, "ringing")
+        offer = SessionDescription.model_validate(signal.rtc)
+        emit(encode(CallReceived(data=IncomingData(caller=signal.sender, rtcMessage=offer))))
+        # The caller's timer ends the call; this one only covers a caller that vanished.
+        timeout = self.settings.ring_timeout_seconds + self.settings.reach_timeout_seconds
+        self._arm(caller_call, timeout, self._unanswered)
+
+    # -- call state ------------------------------------------------------------------------
+
+    def _current(self, phase: Phase | None, peer: str | None = None) -> Call | None:
+        """The current call if it is in ``phase`` (any, when None) and with ``peer``."""
+        if self.call is None or (phase is not None and self.phase is not phase):
+            return None
+        if peer is not None and self.call.peer != peer:
+            return None
+        return self.call
+
+    async def _end(self, call: Call, reason: EndReason, emit: Emit, tell_peer: bool) -> None:
+        if tell_peer:
+            await self._signal(call, "end", reason=reason)
+        emit(encode(CallEnded(data=EndedData(name=call.peer, reason=reason))))
+        await self._reset()
+
+    async def _reset(self) -> None:
+        if self.call is not None:
+            _disarm(self.call)
+        self.call = None
+        self.phase = Phase.IDLE
+        await self._publish_status("available")
+
+    async def _signal(
+        self,
+        call: Call,
+        kind: Kind,
+        rtc: dict[str, object] | None = None,
+        reason: EndReason | None = None,
+    ) -> None:
+        assert self.name is not None
+        signal = Signal(
+            signal=kind,
+            to=call.peer_sid,
+            sender=self.name,
+            sender_sid=self.sid,
+            call=call.id,
+            rtc=rtc,
+            reason=reason,
+        )
+        await self.services.broker.publish(user_topic(call.peer), signal.encode())
+
+    async def _publish_status(self, status: Status) -> None:
+        assert self.name is not None
+        if await self.services.directory.set_status(self.name, self.sid, status):
+            event = _status_event(self.name, status)
+            await self.services.broker.publish(CALL_DIRECTORY_TOPIC, event)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _arm(
+        self, call: Call, seconds: float, expire: Callable[[Call, Emit], Awaitable[None]]
+    ) -> None:
+        _disarm(call)
+        call.timer = asyncio.create_task(self._expire_after(call, seconds, expire))
+
+    async def _expire_after(
+        self, call: Call, seconds: float, expire: Callable[[Call, Emit], Awaitable[None]]
+    ) -> None:
+        await asyncio.sleep(seconds)
+        async with self._lock:
+            if self.call is not call:
+                return
+            call.timer = None  # this task is ending: do not cancel itself
+            await expire(call, self._inbox.deliver)
+
+    async def _unreached(self, call: Call, emit: Emit) -> None:
+        """The callee's connection never answered the invite: it is gone."""
+        if self.phase is Phase.CALLING and not call.reached:
+            await self._signal(call, "end", reason="cancelled")
+            emit(encode(Unavailable(data=NameData(name=call.peer))))
+            await self._reset()
+
+    async def _unanswered(self, call: Call, emit: Emit) -> None:
+        if self.phase in (Phase.CALLING, Phase.RINGING):
+            await self._end(call, "no_answer", emit, tell_peer=True)
+
+    # -- leaving ---------------------------------------------------------------------------
+
+    async def _leave(self) -> None:
+        """Tell the peer of a call in progress, then give up the name and go offline."""
+        async with self._lock:
+            if self.call is not None:
+                _disarm(self.call)
+                if self.name is not None:
+                    await self._signal(self.call, "end", reason="disconnected")
+                self.call = None
+            if self.name is not None and await self.services.directory.release(self.name, self.sid):
+                event = _status_event(self.name, "offline")
+                await self.services.broker.publish(CALL_DIRECTORY_TOPIC, event)
+
+
+def _status_event(name: str, status: Status | Literal["offline"]) -> str:
+    return encode(UserStatus(data=OnlineUser(name=name, status=status)))
+
+
+def _disarm(call: Call) -> None:
+    if call.timer is not None:
+        call.timer.cancel()
+        call.timer = None

@@ -1,0 +1,40 @@
+"""Call routes: the signalling websocket and the ICE servers for the browser."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from quart import Blueprint
+from quart_schema import tag, validate_querystring, validate_response
+
+from ..errors import ApiError, api_error
+from ..names import InvalidName, check_user
+from ..services import services
+from .ice import IceServers, ice_servers
+from .identity import websocket_device
+from .session import CallSession
+
+bp = Blueprint("call", __name__)
+
+
+@bp.websocket("/ws/call/")
+async def call_socket() -> None:
+    await CallSession(services(), websocket_device()).run()
+
+
+class IceQuery(BaseModel):
+    name: str = Field("", description="Who asks: part of the TURN username (default: anonymous).")
+
+
+@bp.get("/api/ice-servers")
+@tag(["calls"])
+@validate_querystring(IceQuery)
+@validate_response(IceServers, 200)
+@validate_response(ApiError, 400)
+async def get_ice_servers(query_args: IceQuery) -> IceServers | tuple[ApiError, int]:
+    """STUN and TURN servers for RTCPeerConnection, with TURN credentials that expire."""
+    name = query_args.name or "anonymous"
+    try:
+        check_user(name)
+    except InvalidName as error:
+        return api_error("invalid_name", str(error))
+    return ice_servers(services().settings.ice, name)
