@@ -135,6 +135,16 @@ async def test_a_video_call_flows_both_ways_then_mute_share_and_hang_up(
     await screenshot(alice, "call-in-call-desktop.png")
     await screenshot(bob, "call-in-call-phone.png")
 
+    # both restart ICE at the same moment: perfect negotiation settles the glare, new ICE
+    # credentials are agreed, and media keeps flowing
+    before = [await remote_ufrag(tab) for tab in (alice, bob)]
+    await asyncio.gather(*(tab.page.evaluate(RESTART_ICE) for tab in (alice, bob)))
+    for tab, old in zip((alice, bob), before, strict=True):
+        await poll(lambda tab=tab: remote_ufrag(tab), lambda ufrag, old=old: ufrag != old, "ufrag")
+        await poll(lambda tab=tab: signaling(tab), lambda state: state == "stable", "signaling")
+        await wait_for_inbound_growth(tab, "video")
+        await expect(panel(tab)).to_have_attribute("data-state", "in_call")
+
     # mute: alice's microphone track is disabled, so bob hears silence
     await poll(lambda: _level(bob), lambda level: level > 0.001, "bob hears alice")
     await alice.page.get_by_role("button", name="Mute").click()
@@ -155,14 +165,20 @@ async def test_a_video_call_flows_both_ways_then_mute_share_and_hang_up(
     )
     await bob.page.get_by_role("button", name="Camera on").click()
 
-    # share the screen (headless Chromium captures a fake screen): bob's picture changes size
-    camera_width = await remote_video_width(bob)
+    # share the screen (headless Chromium captures a fake screen of the camera's size): alice
+    # sends the screen track instead of the camera, bob's video keeps playing, and when the
+    # share stops the camera is back
+    assert await sent_video_surface(alice) is None
     await alice.page.get_by_role("button", name="Share screen").click()
     await expect(alice.page.locator("#share-button")).to_have_attribute("aria-pressed", "true")
-    await poll(lambda: remote_video_width(bob), lambda w: w not in (0, camera_width), "screen")
-    await screenshot(bob, "call-screen-shared.png")
+    await poll(lambda: sent_video_surface(alice), lambda surface: surface, "screen track sent")
+    shown = "v => v.srcObject.getVideoTracks()[0].getSettings().displaySurface ?? null"
+    assert await alice.page.eval_on_selector("#local-video", shown)  # the preview shows it
+    await wait_for_inbound_growth(bob, "video")
+    await screenshot(alice, "call-screen-shared.png")
     await alice.page.get_by_role("button", name="Stop sharing").click()
-    await poll(lambda: remote_video_width(bob), lambda w: w == camera_width, "camera again")
+    await poll(lambda: sent_video_surface(alice), lambda surface: surface is None, "camera back")
+    await wait_for_inbound_growth(bob, "video")
 
     await bob.page.get_by_role("button", name="Hang up").click()
     await expect(notice(bob)).to_have_text("You hung up.")
@@ -175,6 +191,36 @@ async def test_a_video_call_flows_both_ways_then_mute_share_and_hang_up(
     await expect(
         bob.page.locator("#online-users .online-user[data-name=alice] .online-status")
     ).to_have_text("available")
+
+
+SENT_VIDEO_SURFACE = """
+() => {
+  const sender = window.peerConnections.at(-1).getSenders()
+    .find((s) => s.track && s.track.kind === 'video');
+  return sender.track.getSettings().displaySurface ?? null;
+}
+"""
+
+
+async def sent_video_surface(tab: Tab) -> str | None:
+    """What alice's video sender sends: a display surface while sharing, else None."""
+    surface: str | None = await tab.page.evaluate(SENT_VIDEO_SURFACE)
+    return surface
+
+
+RESTART_ICE = "() => window.peerConnections.at(-1).restartIce()"
+
+
+async def remote_ufrag(tab: Tab) -> str:
+    ufrag: str = await tab.page.evaluate(
+        "() => window.peerConnections.at(-1).remoteDescription.sdp.match(/a=ice-ufrag:(\\S+)/)[1]"
+    )
+    return ufrag
+
+
+async def signaling(tab: Tab) -> str:
+    state: str = await tab.page.evaluate("() => window.peerConnections.at(-1).signalingState")
+    return state
 
 
 async def _level(tab: Tab) -> float:
@@ -253,3 +299,28 @@ async def test_a_denied_camera_is_explained_and_the_call_declined(
     await expect(notice(alice)).to_have_text("bob declined the call.")
     for tab in (alice, bob):
         await expect(panel(tab)).to_be_hidden()
+
+
+async def test_without_a_camera_the_call_is_audio_only(
+    server: LiveServer, open_tab: OpenTab
+) -> None:
+    alice = await call_page(open_tab, server.http_url, "alice")
+    bob = await call_page(open_tab, server.http_url, "bob")
+    # bob's machine has a microphone but no camera
+    await bob.page.evaluate(
+        """() => {
+          const native = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+          navigator.mediaDevices.getUserMedia = (constraints) => constraints.video
+            ? Promise.reject(new DOMException('Requested device not found', 'NotFoundError'))
+            : native(constraints);
+        }"""
+    )
+    await start_call(alice, bob, "bob", "alice")
+    await bob.page.get_by_role("button", name="Accept").click()
+    await expect(notice(bob)).to_have_text("No camera found: the call is audio only.")
+    for tab in (alice, bob):
+        await expect(panel(tab)).to_have_attribute("data-state", "in_call")
+        await wait_for_inbound_growth(tab, "audio")
+    await poll(lambda: remote_video_width(bob), lambda w: w > 0, "alice's video at bob")
+    await alice.page.get_by_role("button", name="Hang up").click()
+    await expect(notice(bob)).to_have_text("alice hung up.")

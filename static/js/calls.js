@@ -34,6 +34,7 @@ export class CallClient extends EventTarget {
     this.isCaller = false;
     this.directory = new Map(); // name -> available | busy
     this.socket = null;
+    this.inbound = Promise.resolve(); // the chain that handles inbound frames in order
     this.backoffMs = BACKOFF_START_MS;
     this.stopped = false;
     this.iceServers = [];
@@ -80,7 +81,11 @@ export class CallClient extends EventTarget {
       this.send('login', { name: this.name });
     });
     socket.addEventListener('message', (event) => {
-      if (socket === this.socket) this.onFrame(event.data);
+      if (socket !== this.socket) return;
+      // One frame at a time, in order: a description must be applied before what follows it.
+      this.inbound = this.inbound
+        .then(() => this.onFrame(event.data))
+        .catch((error) => console.error('call frame not handled', error));
     });
     socket.addEventListener('close', (event) => {
       if (socket !== this.socket) return;
@@ -113,7 +118,7 @@ export class CallClient extends EventTarget {
     this.emit('state', { state, peer: this.peer });
   }
 
-  onFrame(text) {
+  async onFrame(text) {
     let frame;
     try {
       frame = JSON.parse(text);
@@ -139,14 +144,14 @@ export class CallClient extends EventTarget {
         if (this.state === 'calling') this.setState('ringing');
         break;
       case 'call_answered':
-        this.onDescription(data.rtcMessage);
         this.setState('in_call');
+        await this.onDescription(data.rtcMessage);
         break;
       case 'sdp':
-        this.onDescription(data.rtcMessage);
+        await this.onDescription(data.rtcMessage);
         break;
       case 'ICEcandidate':
-        this.onCandidate(data.rtcMessage);
+        await this.onCandidate(data.rtcMessage);
         break;
       case 'busy':
       case 'unavailable':
