@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Backend, Published
+from .base import Backend, BrokerUnavailable, Published
 from .broker import Broker
 from .memory import MemoryBackend
 from .subscriber import SlowConsumer, Subscriber
@@ -10,6 +10,7 @@ from .subscriber import SlowConsumer, Subscriber
 __all__ = [
     "Backend",
     "Broker",
+    "BrokerUnavailable",
     "MemoryBackend",
     "Published",
     "SlowConsumer",
