@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import Backend, BrokerUnavailable, Published
 from .broker import Broker
 from .memory import MemoryBackend
+from .redis import RedisBackend
 from .subscriber import SlowConsumer, Subscriber
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "BrokerUnavailable",
     "MemoryBackend",
     "Published",
+    "RedisBackend",
     "SlowConsumer",
     "Subscriber",
     "broker_from_url",
@@ -20,7 +22,9 @@ __all__ = [
 
 
 def broker_from_url(url: str) -> Broker:
-    """``memory://`` -> in-process broker."""
+    """``memory://`` -> in-process broker; ``redis://`` or ``rediss://`` (TLS) -> Redis."""
     if url.startswith("memory://"):
         return Broker(MemoryBackend())
-    raise ValueError(f"unsupported broker URL: {url}")
+    if url.startswith(("redis://", "rediss://")):
+        return Broker(RedisBackend(url))
+    raise ValueError(f"unsupported broker URL: {url} (expected memory://, redis:// or rediss://)")
