@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -25,6 +26,7 @@ from pydantic import (
 
 CONFIG_ENV = "QUARTCHAT_CONFIG"
 ENV_PREFIX = "QUARTCHAT_"
+BROKER_SCHEMES = ("memory://", "redis://", "rediss://")
 
 
 class ConfigError(Exception):
@@ -61,8 +63,16 @@ class BrokerConfig(_Section):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not value.startswith("memory://"):
-            raise ValueError("only memory:// is supported by this version")
+        if not value.startswith(BROKER_SCHEMES):
+            raise ValueError(
+                "must start with memory:// (one process), redis:// or rediss:// (Redis over "
+                "TLS), e.g. redis://localhost:6379/0"
+            )
+        if value.startswith(("redis://", "rediss://")):
+            parts = urlsplit(value)
+            _ = parts.port  # raises ValueError on a port that is not a number
+            if not parts.hostname:
+                raise ValueError("a Redis URL needs a host, e.g. redis://localhost:6379/0")
         return value
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from quart.typing import TestClientProtocol
 from quartchat import create_app
 
 from .browsers import browser, open_tab  # noqa: F401 - fixtures for the browser tests
+from .redis_server import RedisServer
 from .servers import LiveServer
 
 RECEIVE_TIMEOUT_SECONDS = 5.0
@@ -49,6 +51,32 @@ def server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[LiveServer]:
         yield live
     finally:
         live.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``$REDIS_URL`` when set, else a private redis-server shared by the session's tests
+    (which keep apart by topic names: pub/sub channels are server-wide, not per database)."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    redis = RedisServer(tmp_path_factory.mktemp("redis"))
+    redis.start()
+    try:
+        yield redis.url
+    finally:
+        redis.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, for tests that stop and restart it."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
 
 
 async def receive_json(connection: Any, timeout: float = RECEIVE_TIMEOUT_SECONDS) -> Any:

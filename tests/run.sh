@@ -2,18 +2,22 @@
 # Installs everything the test suite needs on a fresh machine, then runs it with pytest.
 #   Python: this project with its [test] extras (pytest, Playwright's driver, ...).
 #   Debian: Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never
-#   downloads a browser of its own).
+#   downloads a browser of its own), and redis-server for the Redis broker's tests (each
+#   test session starts a private one on a free port unless $REDIS_URL is set).
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k browser`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 
-if [ ! -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ "${#missing[@]}" -gt 0 ]; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 
 exec python3 -m pytest "$@"

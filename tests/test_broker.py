@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from quartchat.broker import Broker, broker_from_url
+from quartchat.broker import Broker, RedisBackend, Subscriber, broker_from_url
 
-BACKEND_URLS = ["memory://"]
+BACKENDS = ["memory", "redis"]
 
 
-@pytest.fixture(params=BACKEND_URLS)
+@pytest.fixture(params=BACKENDS)
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
-    instance = broker_from_url(request.param)
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else "memory://"
+    instance = broker_from_url(url)
     await instance.start()
     try:
         yield instance
@@ -22,67 +24,105 @@ async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
         await instance.stop()
 
 
-async def next_text(subscriber, timeout: float = 2.0) -> str:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def topic() -> Callable[[str], str]:
+    """Topic names of this test only (a Redis server is shared by every test)."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    return lambda name: prefix + name
+
+
+async def next_text(subscriber: Subscriber, timeout: float = 2.0) -> str:
     async with asyncio.timeout(timeout):
         return await subscriber.get()
 
 
-async def test_every_subscriber_gets_the_same_text_in_order(broker: Broker) -> None:
+async def test_every_subscriber_gets_the_same_text_in_order(
+    broker: Broker, topic: Callable[[str], str]
+) -> None:
     async with (
-        broker.subscribe("room:a", max_queue=10) as first,
-        broker.subscribe("room:a", max_queue=10) as second,
+        broker.subscribe(topic("room:a"), max_queue=10) as first,
+        broker.subscribe(topic("room:a"), max_queue=10) as second,
     ):
         for n in range(5):
-            await broker.publish("room:a", f"m{n}")
+            await broker.publish(topic("room:a"), f"m{n}")
         got_first = [await next_text(first) for _ in range(5)]
         got_second = [await next_text(second) for _ in range(5)]
     assert got_first == got_second == [f"m{n}" for n in range(5)]
     assert all(a is b for a, b in zip(got_first, got_second, strict=True))  # encoded once
 
 
-async def test_topics_are_isolated(broker: Broker) -> None:
+async def test_subscription_is_live_on_return(broker: Broker, topic: Callable[[str], str]) -> None:
+    for n in range(3):  # a fresh topic each time: every subscribe reaches the engine
+        async with broker.subscribe(topic(f"room:{n}"), max_queue=10) as inbox:
+            await broker.publish(topic(f"room:{n}"), "right after")
+            assert await next_text(inbox) == "right after"
+
+
+async def test_topics_are_isolated(broker: Broker, topic: Callable[[str], str]) -> None:
     async with (
-        broker.subscribe("room:a", max_queue=10) as a,
-        broker.subscribe("room:b", max_queue=10) as b,
+        broker.subscribe(topic("room:a"), max_queue=10) as a,
+        broker.subscribe(topic("room:b"), max_queue=10) as b,
     ):
-        await broker.publish("room:b", "for b")
+        await broker.publish(topic("room:b"), "for b")
         assert await next_text(b) == "for b"
         with pytest.raises(TimeoutError):
             await next_text(a, timeout=0.2)
 
 
-async def test_one_subscriber_many_topics(broker: Broker) -> None:
-    async with broker.subscribe("room:a", "user:ada", max_queue=10) as inbox:
-        await broker.publish("user:ada", "direct")
-        await broker.publish("room:a", "room")
+async def test_one_subscriber_many_topics(broker: Broker, topic: Callable[[str], str]) -> None:
+    async with broker.subscribe(topic("room:a"), topic("user:ada"), max_queue=10) as inbox:
+        await broker.publish(topic("user:ada"), "direct")
+        await broker.publish(topic("room:a"), "room")
         assert {await next_text(inbox), await next_text(inbox)} == {"direct", "room"}
 
 
-async def test_unsubscribed_on_exit(broker: Broker) -> None:
-    async with broker.subscribe("room:a", max_queue=10) as inbox:
+async def test_unsubscribed_on_exit(broker: Broker, topic: Callable[[str], str]) -> None:
+    async with broker.subscribe(topic("room:a"), max_queue=10) as inbox:
         pass
-    await broker.publish("room:a", "nobody")
-    async with broker.subscribe("room:a", max_queue=10) as later:
-        await broker.publish("room:a", "fresh")
+    await broker.publish(topic("room:a"), "nobody")
+    async with broker.subscribe(topic("room:a"), max_queue=10) as later:
+        await broker.publish(topic("room:a"), "fresh")
         assert await next_text(later) == "fresh"  # the earlier message was not kept for it
     assert inbox.topics == set()
     with pytest.raises(TimeoutError):
         await next_text(inbox, timeout=0.2)  # nothing reached the closed inbox
 
 
-async def test_overflow_marks_slow_consumer_without_blocking_others(broker: Broker) -> None:
+async def test_overflow_marks_slow_consumer_without_blocking_others(
+    broker: Broker, topic: Callable[[str], str]
+) -> None:
     async with (
-        broker.subscribe("room:a", max_queue=2) as slow,
-        broker.subscribe("room:a", max_queue=100) as fast,
+        broker.subscribe(topic("room:a"), max_queue=2) as slow,
+        broker.subscribe(topic("room:a"), max_queue=100) as fast,
     ):
         for n in range(5):
-            await broker.publish("room:a", f"m{n}")
+            await broker.publish(topic("room:a"), f"m{n}")
         assert [await next_text(fast) for _ in range(5)] == [f"m{n}" for n in range(5)]
         async with asyncio.timeout(2):
             await slow.overflowed()
         assert [await next_text(slow) for _ in range(2)] == ["m0", "m1"]  # the rest was dropped
 
 
-async def test_publish_without_subscribers_is_fine(broker: Broker) -> None:
-    await broker.publish("room:empty", "lost in space")
+async def test_publish_without_subscribers_is_fine(
+    broker: Broker, topic: Callable[[str], str]
+) -> None:
+    await broker.publish(topic("room:empty"), "lost in space")
     await broker.ping()
+
+
+async def test_connected_from_start_to_stop(broker: Broker) -> None:
+    assert broker.connected
+    async with asyncio.timeout(2):
+        waiting = asyncio.create_task(broker.wait_state_change(True))
+        await asyncio.sleep(0)
+        assert not waiting.done()  # nothing changes while connected
+        await broker.stop()
+        assert await waiting is False
+    assert not broker.connected
+
+
+def test_broker_urls_choose_the_backend() -> None:
+    for url in ("redis://127.0.0.1:6379/0", "rediss://cache.example:6380/1"):
+        assert isinstance(broker_from_url(url)._backend, RedisBackend)
+    with pytest.raises(ValueError, match="redis://"):
+        broker_from_url("amqp://rabbit")

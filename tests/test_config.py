@@ -93,3 +93,14 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
 def test_shipped_config_toml_documents_the_defaults() -> None:
     shipped = Path(__file__).resolve().parents[1] / "config.toml"
     assert load_settings(shipped, environ={}) == Settings()
+
+
+def test_broker_url_is_memory_or_redis() -> None:
+    for url in ("memory://", "redis://localhost:6379/0", "rediss://user:secret@cache:6380/1"):
+        assert load_settings(environ={"QUARTCHAT_BROKER_URL": url}).broker.url == url
+    with pytest.raises(ConfigError, match=r"broker\.url: .*memory://.*redis://.*rediss://"):
+        load_settings(environ={"QUARTCHAT_BROKER_URL": "amqp://rabbit"})
+    with pytest.raises(ConfigError, match=r"broker\.url: .*needs a host"):
+        load_settings(environ={"QUARTCHAT_BROKER_URL": "redis:///0"})
+    with pytest.raises(ConfigError, match=r"broker\.url: .*[Pp]ort"):
+        load_settings(environ={"QUARTCHAT_BROKER_URL": "redis://cache:sixty/0"})

@@ -17,6 +17,9 @@ import pytest
 import trustme
 from websockets.asyncio.client import connect
 
+from quartchat.config import ConfigError, load_settings
+from quartchat.serving import check_serving
+
 from .conftest import receive_json
 from .servers import LiveServer, free_port, wait_for_port
 
@@ -56,6 +59,14 @@ def test_many_workers_need_a_shared_broker(tmp_path: Path) -> None:
     result = run_cli(env={"QUARTCHAT_SERVER_WORKERS": "2"}, cwd=tmp_path)
     assert result.returncode == 2
     assert "server.workers" in result.stderr and "Redis" in result.stderr
+
+
+def test_many_workers_are_fine_with_redis() -> None:
+    shared = {"server": {"workers": 2}, "broker": {"url": "redis://127.0.0.1:6379/0"}}
+    check_serving(load_settings(environ={}, overrides=shared))  # raises nothing
+    alone = {"server": {"workers": 2}, "broker": {"url": "memory://"}}
+    with pytest.raises(ConfigError, match=r"server\.workers"):
+        check_serving(load_settings(environ={}, overrides=alone))
 
 
 def test_console_script_is_installed() -> None:

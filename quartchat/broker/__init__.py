@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from .base import Backend, Published
+from .base import Backend, BrokerUnavailable, Published
 from .broker import Broker
 from .memory import MemoryBackend
+from .redis import RedisBackend
 from .subscriber import SlowConsumer, Subscriber
 
 __all__ = [
     "Backend",
     "Broker",
+    "BrokerUnavailable",
     "MemoryBackend",
     "Published",
+    "RedisBackend",
     "SlowConsumer",
     "Subscriber",
     "broker_from_url",
@@ -19,7 +22,9 @@ __all__ = [
 
 
 def broker_from_url(url: str) -> Broker:
-    """``memory://`` -> in-process broker."""
+    """``memory://`` -> in-process broker; ``redis://`` or ``rediss://`` (TLS) -> Redis."""
     if url.startswith("memory://"):
         return Broker(MemoryBackend())
-    raise ValueError(f"unsupported broker URL: {url}")
+    if url.startswith(("redis://", "rediss://")):
+        return Broker(RedisBackend(url))
+    raise ValueError(f"unsupported broker URL: {url} (expected memory://, redis:// or rediss://)")

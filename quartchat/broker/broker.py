@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 from ..aio import cancel_and_wait
-from .base import Backend
+from .base import Backend, BrokerUnavailable
+from .state import ConnectionState
 from .subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
 LISTENER_RETRY_SECONDS = 1.0
+RECONNECT_FIRST_SECONDS = 0.1
+RECONNECT_MAX_SECONDS = 5.0
+
+
+def backoff_delays(first: float, most: float) -> Iterator[float]:
+    """``first``, twice that, four times that... capped at ``most``."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, most)
 
 
 class Broker:
@@ -21,27 +32,56 @@ class Broker:
 
     Each published message reaches the backend once; one listener task per process reads
     the backend and puts the same text object into every local subscriber's bounded queue.
+
+    When the backend's connection is lost, :attr:`connected` turns False and the listener
+    reconnects with exponential backoff (0.1 s, doubling up to 5 s), re-subscribing every
+    topic that still has local subscribers, before :attr:`connected` turns True again.
+    Messages published during the outage do not reach this process's subscribers (consumers
+    that care resume from the store).  Meanwhile :meth:`subscribe` and :meth:`ping` raise
+    :class:`BrokerUnavailable`, and so does :meth:`publish` when the engine is unreachable.
     """
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
         self._local: dict[str, set[Subscriber]] = {}
-        self._changing = asyncio.Lock()  # serialises backend (un)subscribes
+        self._changing = asyncio.Lock()  # serialises backend (un)subscribes and reconnects
         self._listener: asyncio.Task[None] | None = None
+        self._state = ConnectionState()
+
+    @property
+    def connected(self) -> bool:
+        """True while the backend is connected and every local topic subscribed."""
+        return self._state.connected
+
+    async def wait_state_change(self, seen: bool) -> bool:
+        """Return :attr:`connected` once it differs from ``seen``; see
+        :class:`~.state.ConnectionState` for the loop that watches it."""
+        return await self._state.wait_change(seen)
 
     async def start(self) -> None:
-        await self._backend.connect()
+        """Connect, and start the listener.  An unreachable engine does not stop start-up:
+        the broker starts disconnected and keeps trying in the background."""
+        try:
+            await self._backend.connect()
+        except BrokerUnavailable as error:
+            log.warning("broker unavailable at start (%s); retrying in the background", error)
+        else:
+            self._state.set(True)
         self._listener = asyncio.create_task(self._listen(), name="broker-listener")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._listener)
         self._listener = None
+        self._state.set(False)
         await self._backend.disconnect()
 
     async def publish(self, topic: str, text: str) -> None:
+        """Raises :class:`BrokerUnavailable` when the engine cannot be reached."""
         await self._backend.publish(topic, text)
 
     async def ping(self) -> None:
+        if not self.connected:
+            raise BrokerUnavailable("not connected to the broker; reconnecting")
         await self._backend.ping()
         if self._listener is None or self._listener.done():
             raise RuntimeError("broker listener is not running")
@@ -52,7 +92,8 @@ class Broker:
 
         On entry every subscription is live: anything published afterwards is delivered
         (a message published just before may be delivered too; consumers that care, like
-        the room socket, de-duplicate by id).
+        the room socket, de-duplicate by id).  Raises :class:`BrokerUnavailable` while
+        disconnected.
         """
         subscriber = Subscriber(max_queue)
         try:
@@ -64,6 +105,8 @@ class Broker:
 
     async def add_topic(self, subscriber: Subscriber, topic: str) -> None:
         async with self._changing:
+            if not self.connected:
+                raise BrokerUnavailable(f"cannot subscribe to {topic!r}: broker disconnected")
             local = self._local.get(topic)
             if local is None:
                 await self._backend.subscribe(topic)
@@ -85,17 +128,52 @@ class Broker:
             async with self._changing:
                 for topic in emptied:
                     if topic not in self._local:
-                        await self._backend.unsubscribe(topic)
+                        await self._unsubscribe(topic)
+
+    async def _unsubscribe(self, topic: str) -> None:
+        try:
+            await self._backend.unsubscribe(topic)
+        except BrokerUnavailable as error:
+            # The subscription goes with the lost connection, and reconnecting re-subscribes
+            # only topics with local subscribers: nothing is left to undo.
+            log.info("unsubscribing from %r skipped: %s", topic, error)
 
     async def _listen(self) -> None:
         while True:
+            if not self.connected:
+                await self._reconnect()
             try:
                 published = await self._backend.next_published()
             except asyncio.CancelledError:
                 raise
+            except BrokerUnavailable as error:
+                log.warning("broker connection lost: %s", error)
+                self._state.set(False)
+                continue
             except Exception:
                 log.exception("broker backend failed; retrying")
                 await asyncio.sleep(LISTENER_RETRY_SECONDS)
                 continue
             for subscriber in self._local.get(published.topic, ()):
                 subscriber.deliver(published.text)
+
+    async def _reconnect(self) -> None:
+        """Connect and re-subscribe every local topic, retrying with exponential backoff."""
+        for delay in backoff_delays(RECONNECT_FIRST_SECONDS, RECONNECT_MAX_SECONDS):
+            await asyncio.sleep(delay)
+            try:
+                async with self._changing:  # no (un)subscribe in between
+                    await self._backend.connect()
+                    for topic in list(self._local):
+                        await self._backend.subscribe(topic)
+                    self._state.set(True)
+            except asyncio.CancelledError:
+                raise
+            except BrokerUnavailable as error:
+                log.warning("broker still unavailable: %s", error)
+                continue
+            except Exception:
+                log.exception("reconnecting the broker failed")
+                continue
+            log.info("broker reconnected; %d topic(s) re-subscribed", len(self._local))
+            return

@@ -11,7 +11,8 @@ class MemoryBackend:
     """Publishes onto one unbounded queue read by the broker's listener.
 
     Unbounded on purpose: publishers never block, and the listener drains it at once into the
-    subscribers' own bounded queues, where slow consumers are dealt with.
+    subscribers' own bounded queues, where slow consumers are dealt with.  Never unavailable:
+    a broker on it stays connected from start to stop.
     """
 
     def __init__(self) -> None:

@@ -1,0 +1,42 @@
+"""The broker's connection state, watched by sockets that tell their clients about it."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class ConnectionState:
+    """Whether the broker is connected to its engine, and a wait for that to change.
+
+    Waiting is level-triggered (the caller says which state it last saw), so no change is
+    missed while the caller is busy elsewhere::
+
+        connected = broker.connected
+        while True:
+            await tell_clients(connected)
+            connected = await broker.wait_state_change(connected)
+    """
+
+    def __init__(self) -> None:
+        self._connected = False
+        self._changed = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def set(self, connected: bool) -> None:
+        if connected == self._connected:
+            return
+        self._connected = connected
+        self._changed.set()  # wakes every current waiter...
+        self._changed = asyncio.Event()  # ...while later ones wait for the next change
+
+    async def wait_change(self, seen: bool) -> bool:
+        """Return the state once it differs from ``seen``: at once if it already does, else
+        at the next change.  The state returned equals ``seen`` only after a flap (down and
+        up again before the waiter ran): an outage all the same, so messages may be missing.
+        """
+        if self._connected == seen:
+            await self._changed.wait()
+        return self._connected
