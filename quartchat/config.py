@@ -59,6 +59,18 @@ class ServerConfig(_Section):
 
 class BrokerConfig(_Section):
     url: str = "memory://"
+    namespace: str = Field(
+        "quartchat",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Prefix of every Redis channel and key: apps sharing a Redis stay apart.",
+    )
+    lease_seconds: float = Field(
+        10.0,
+        ge=1,
+        le=3600,
+        description="With Redis: how long a crashed process's members and call names stay "
+        "listed; live processes renew theirs three times per lease.",
+    )
 
     @field_validator("url")
     @classmethod

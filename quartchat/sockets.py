@@ -10,7 +10,7 @@ from typing import Any
 
 from quart import websocket
 
-from .broker import SlowConsumer, Subscriber
+from .broker import Broker, BrokerUnavailable, SlowConsumer, Subscriber
 
 CLOSE_TIMEOUT_SECONDS = 5.0
 
@@ -70,13 +70,16 @@ async def run_duplex(
     send: Callable[[], Coroutine[Any, Any, None]],
     inbox: Subscriber,
     sockets: OpenSockets,
+    broker: Broker,
 ) -> None:
     """Run a socket's receive and send loops together until one ends or fails.
 
     A watchdog ends both as soon as ``inbox`` overflows, even while the sender is blocked
     on a peer that stopped reading; the socket is then closed with ``SLOW_CONSUMER``.  A
-    shutdown closes it with ``GOING_AWAY``.  A client disconnecting cancels the handler,
-    and so this whole group, at its current await.
+    shutdown closes it with ``GOING_AWAY``.  Losing the broker closes it with
+    ``TRY_AGAIN_LATER``: what is published meanwhile cannot reach it, so the client must
+    come back and resume from the store once the broker is back.  A client disconnecting
+    cancels the handler, and so this whole group, at its current await.
     """
     try:
         with sockets.track():
@@ -85,8 +88,11 @@ async def run_duplex(
                 group.create_task(send(), name="socket-send")
                 group.create_task(_raise_on_overflow(inbox), name="socket-watchdog")
                 group.create_task(_raise_on_shutdown(sockets), name="socket-shutdown")
+                group.create_task(_raise_on_broker_loss(broker), name="socket-broker")
     except* SlowConsumer:
         await close(CloseCode.SLOW_CONSUMER, "too slow: outbound queue overflowed")
+    except* BrokerUnavailable:
+        await close(CloseCode.TRY_AGAIN_LATER, "broker unavailable: reconnect")
     except* CloseSocket as group:
         first = group.exceptions[0]
         assert isinstance(first, CloseSocket)
@@ -96,6 +102,11 @@ async def run_duplex(
 async def _raise_on_overflow(inbox: Subscriber) -> None:
     await inbox.overflowed()
     raise SlowConsumer
+
+
+async def _raise_on_broker_loss(broker: Broker) -> None:
+    await broker.wait_state_change(True)
+    raise CloseSocket(CloseCode.TRY_AGAIN_LATER, "broker unavailable: reconnect")
 
 
 async def _raise_on_shutdown(sockets: OpenSockets) -> None:

@@ -11,7 +11,11 @@ import pytest
 from quart import Quart
 from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
 
+from quartchat.chat.writer import chat_message
+from quartchat.messages import encode
 from quartchat.sockets import PROTOCOL
+from quartchat.store import NewMessage
+from quartchat.topics import room_topic
 
 from .conftest import assert_silent, receive_json, receive_until
 
@@ -348,3 +352,30 @@ async def test_resume_from_beyond_the_store_still_gets_new_messages(client: Any)
         assert (history["since"], history["messages"]) == (0, [])
         echo = await post(ada, "first after the reset")
         assert echo["id"] == 1
+
+
+async def test_live_messages_reach_a_socket_in_id_order_even_when_published_out_of_order(
+    app: Quart, client: Any
+) -> None:
+    """Two processes writing one room publish independently: a message may arrive before
+    an earlier one, or the earlier one may never be published (its process died).  Each
+    socket still delivers every id once, in order, filling gaps from the store."""
+    services = app.extensions["quartchat"]
+    async with (
+        extended(client, "gaps", "ada") as ada,
+        client.websocket("/ws/room/gaps/seed/") as seed,
+    ):
+        await join_extended(ada)
+        appended = await services.store.append_many(
+            [NewMessage("gaps", "bob", f"m{n}") for n in range(1, 5)]
+        )
+        texts = [encode(chat_message(item.message)) for item in appended]
+        topic = room_topic("gaps")
+        await services.broker.publish(topic, texts[1])  # m2 overtakes m1
+        await services.broker.publish(topic, texts[0])
+        await services.broker.publish(topic, texts[3])  # m3 is never published
+        await services.broker.publish(topic, texts[1])  # a duplicate
+        for connection in (ada, seed):
+            got = [await receive_until(connection, "chat_message") for _ in range(4)]
+            assert [(m["id"], m["message"]) for m in got] == [(n, f"m{n}") for n in range(1, 5)]
+            await assert_silent(connection)

@@ -21,10 +21,11 @@ __all__ = [
 ]
 
 
-def broker_from_url(url: str) -> Broker:
-    """``memory://`` -> in-process broker; ``redis://`` or ``rediss://`` (TLS) -> Redis."""
+def broker_from_url(url: str, namespace: str = "quartchat") -> Broker:
+    """``memory://`` -> in-process broker; ``redis://`` or ``rediss://`` (TLS) -> Redis, on
+    channels named ``<namespace>:<topic>``."""
     if url.startswith("memory://"):
         return Broker(MemoryBackend())
     if url.startswith(("redis://", "rediss://")):
-        return Broker(RedisBackend(url))
+        return Broker(RedisBackend(url, prefix=f"{namespace}:"))
     raise ValueError(f"unsupported broker URL: {url} (expected memory://, redis:// or rediss://)")

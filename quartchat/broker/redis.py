@@ -1,8 +1,9 @@
 """The Redis backend (also Valkey): one pub/sub connection per process carries every topic.
 
-Channels are the topic names as they are; the text is published as it is.  A reader task
-owns the pub/sub connection's input: it queues messages for :meth:`RedisBackend.next_published`
-and settles the waits of :meth:`RedisBackend.subscribe` when Redis confirms a subscription.
+Channels are the topic names behind a prefix (the app's namespace); the text is published as
+it is.  A reader task owns the pub/sub connection's input: it queues messages for
+:meth:`RedisBackend.next_published` and settles the waits of :meth:`RedisBackend.subscribe`
+when Redis confirms a subscription.
 PUBLISH and PING go through a separate client, which retries a command once on a new
 connection (a pooled one may have been closed by a Redis restart or an idle timeout).  The
 pub/sub client does not retry: redis-py would reconnect it silently, hiding the messages lost
@@ -12,6 +13,8 @@ meanwhile; instead the reader reports the loss and the :class:`~.Broker` reconne
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -31,8 +34,9 @@ _UNREACHABLE = (RedisError, OSError, TimeoutError)
 class RedisBackend:
     """Pub/sub on a Redis server given by a ``redis://`` or ``rediss://`` URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = "") -> None:
         self._url = url
+        self._prefix = prefix  # channel = prefix + topic
         self._client: Redis | None = None  # PUBLISH and PING
         self._listening: Redis | None = None  # makes the pub/sub connections
         self._pubsub: PubSub | None = None
@@ -70,7 +74,7 @@ class RedisBackend:
         waiting.append(confirmed)
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                await pubsub.subscribe(topic)
+                await pubsub.subscribe(self._prefix + topic)
                 await confirmed  # settled by the reader
         except _UNREACHABLE as error:
             raise BrokerUnavailable(f"cannot subscribe to {topic!r}: {error}") from error
@@ -84,7 +88,7 @@ class RedisBackend:
         pubsub = self._live_pubsub(f"cannot unsubscribe from {topic!r}")
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                await pubsub.unsubscribe(topic)
+                await pubsub.unsubscribe(self._prefix + topic)
         except _UNREACHABLE as error:
             raise BrokerUnavailable(f"cannot unsubscribe from {topic!r}: {error}") from error
 
@@ -93,7 +97,7 @@ class RedisBackend:
             raise BrokerUnavailable(f"cannot publish to {topic!r}: not connected")
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                await self._client.publish(topic, text)
+                await self._client.publish(self._prefix + topic, text)
         except _UNREACHABLE as error:
             raise BrokerUnavailable(f"cannot publish to {topic!r}: {error}") from error
 
@@ -126,9 +130,10 @@ class RedisBackend:
                 if message is None:
                     continue
                 if message["type"] == "message":
-                    self._published.put_nowait(Published(message["channel"], message["data"]))
+                    topic = message["channel"][len(self._prefix) :]
+                    self._published.put_nowait(Published(topic, message["data"]))
                 elif message["type"] == "subscribe":
-                    self._confirm(message["channel"])
+                    self._confirm(message["channel"][len(self._prefix) :])
         except asyncio.CancelledError:
             raise
         except Exception as error:  # whatever broke the connection, the broker reconnects
@@ -152,6 +157,21 @@ class RedisBackend:
         if self._pubsub is not None:
             await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = None
+
+
+def shared_state_client(url: str) -> Redis:
+    """A client for the state kept in Redis beside pub/sub (presence, the call directory);
+    use it inside :func:`unavailable_on_failure`."""
+    return _make_client(url, retries=1)
+
+
+@contextmanager
+def unavailable_on_failure(doing: str) -> Iterator[None]:
+    """Turn Redis failures into :class:`BrokerUnavailable`, as the broker itself does."""
+    try:
+        yield
+    except _UNREACHABLE as error:
+        raise BrokerUnavailable(f"{doing}: {error}") from error
 
 
 def _make_client(url: str, retries: int) -> Redis:

@@ -3,14 +3,14 @@
 One connection holds a name at a time.  A second login under a live name is refused unless
 it comes from the same browser (the ``device`` of its signed session cookie), which then
 takes the name over: a reloaded page must not be locked out by its own stale connection.
-This version knows the connections of its own process; the interface is async so that a
-shared (Redis, with leases) version can replace it.
+:class:`LocalDirectory` knows the connections of its own process;
+:class:`~.redis_directory.RedisDirectory` shares them between processes and hosts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 Status = Literal["available", "busy"]
 
@@ -28,7 +28,30 @@ class Claim:
     replaced_sid: str | None = None  # the connection the name was taken from, to be closed
 
 
-class Directory:
+class Directory(Protocol):
+    async def claim(self, name: str, sid: str, device: str | None) -> Claim:
+        """Hold ``name`` for connection ``sid``, unless a live connection of another browser
+        holds it; a connection of the same ``device`` is replaced (``replaced_sid``)."""
+
+    async def release(self, name: str, sid: str) -> bool:
+        """Give the name up if ``sid`` still holds it; True if it did."""
+
+    async def lookup(self, name: str) -> Entry | None: ...
+
+    async def set_status(self, name: str, sid: str, status: Status) -> bool:
+        """Record ``status`` if ``sid`` still holds the name; True if it changed."""
+
+    async def online(self) -> list[tuple[str, Status]]:
+        """Everyone logged in, by name."""
+
+    async def renew(self) -> None:
+        """Keep this process's names held (shared versions hold them on leases)."""
+
+    async def sweep(self) -> list[str]:
+        """Free the names whose process stopped renewing; return them."""
+
+
+class LocalDirectory:
     def __init__(self) -> None:
         self._entries: dict[str, Entry] = {}
 
@@ -40,7 +63,6 @@ class Directory:
         return Claim(granted=True, replaced_sid=held.sid if held else None)
 
     async def release(self, name: str, sid: str) -> bool:
-        """Give the name up if ``sid`` still holds it; True if it did."""
         held = self._entries.get(name)
         if held is None or held.sid != sid:
             return False
@@ -51,7 +73,6 @@ class Directory:
         return self._entries.get(name)
 
     async def set_status(self, name: str, sid: str, status: Status) -> bool:
-        """Record ``status`` if ``sid`` still holds the name; True if it changed."""
         held = self._entries.get(name)
         if held is None or held.sid != sid or held.status == status:
             return False
@@ -59,8 +80,13 @@ class Directory:
         return True
 
     async def online(self) -> list[tuple[str, Status]]:
-        """Everyone logged in, by name."""
         return sorted(
             ((name, entry.status) for name, entry in self._entries.items()),
             key=lambda item: item[0].casefold(),
         )
+
+    async def renew(self) -> None:
+        pass
+
+    async def sweep(self) -> list[str]:
+        return []

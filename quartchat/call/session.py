@@ -11,6 +11,8 @@ the peer sent them (an answer before the candidates that follow it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from typing import Literal
 
 from quart import websocket
 
-from ..broker import Subscriber
+from ..broker import BrokerUnavailable, Subscriber
 from ..chat.rules import TokenBucket
 from ..messages import FrameError
 from ..services import Services
@@ -64,6 +66,8 @@ from .frames import (
 from .frames import Candidate as CandidateModel
 from .signals import SIGNAL_PREFIX, Kind, Signal, decode
 
+log = logging.getLogger(__name__)
+
 
 class Phase(Enum):
     IDLE = "idle"
@@ -105,9 +109,11 @@ class CallSession:
         self._own_status = "\0"  # prefix of directory events about this user, once logged in
 
     async def run(self) -> None:
-        limits = self.services.settings.limits
-        await websocket.accept()
-        async with self.services.broker.subscribe(max_queue=limits.queue_length) as inbox:
+        limits, broker = self.services.settings.limits, self.services.broker
+        if not broker.connected:
+            raise BrokerUnavailable("the broker is unavailable")
+        async with broker.subscribe(max_queue=limits.queue_length) as inbox:
+            await websocket.accept()
             self._inbox = inbox
             inbox.deliver(encode(Connected()))
             try:
@@ -116,6 +122,7 @@ class CallSession:
                     lambda: self._send(inbox),
                     inbox,
                     self.services.sockets,
+                    broker,
                 )
             finally:
                 await self._leave()
@@ -134,6 +141,8 @@ class CallSession:
                 )
                 async with self._lock:
                     await self._on_frame(frame, inbox)
+            except BrokerUnavailable:
+                inbox.deliver(error_event("unavailable", "Not sent: the server is reconnecting."))
             except FrameError as error:
                 inbox.deliver(error_event(error.code, error.message))
 
@@ -216,14 +225,15 @@ class CallSession:
 
     async def _send(self, inbox: Subscriber) -> None:
         async for text in inbox:
-            if not text.startswith(SIGNAL_PREFIX):
-                if not text.startswith(self._own_status):  # others' status only
-                    await websocket.send(text)
-                continue
+            if text.startswith(self._own_status):
+                continue  # the directory tells others about us
             frames: list[str] = []
             try:
                 async with self._lock:
-                    await self._on_signal(decode(text), frames.append)
+                    if text.startswith(SIGNAL_PREFIX):
+                        await self._on_signal(decode(text), frames.append)
+                    else:
+                        await self._on_directory(text, frames.append)
             finally:  # also the farewell before a CloseSocket
                 for frame in frames:
                     await websocket.send(frame)
@@ -260,6 +270,13 @@ class CallSession:
             emit(encode(DescriptionRelayed(data=DescriptionData(rtcMessage=description))))
         elif signal.signal == "end" and signal.reason:
             await self._end(call, signal.reason, emit, tell_peer=False)
+
+    async def _on_directory(self, event: str, emit: Emit) -> None:
+        """Relay a directory event; if it says the other party of our call went offline
+        (their process died before it could tell us), the call is over."""
+        if self.call is not None and event == _status_event(self.call.peer, "offline"):
+            await self._end(self.call, "disconnected", emit, tell_peer=False)
+        emit(event)
 
     async def _invited(self, signal: Signal, emit: Emit) -> None:
         caller_call = Call(signal.call, signal.sender, signal.sender_sid)
@@ -340,7 +357,8 @@ class CallSession:
             if self.call is not call:
                 return
             call.timer = None  # this task is ending: do not cancel itself
-            await expire(call, self._inbox.deliver)
+            with contextlib.suppress(BrokerUnavailable):  # the socket is closing with 1013
+                await expire(call, self._inbox.deliver)
 
     async def _unreached(self, call: Call, emit: Emit) -> None:
         """The callee's connection never answered the invite: it is gone."""
@@ -357,6 +375,12 @@ class CallSession:
 
     async def _leave(self) -> None:
         """Tell the peer of a call in progress, then give up the name and go offline."""
+        try:
+            await self._give_up()
+        except BrokerUnavailable:  # the peer learns from the directory's sweep instead
+            log.warning("call connection of %s closed while the broker is unavailable", self.name)
+
+    async def _give_up(self) -> None:
         async with self._lock:
             if self.call is not None:
                 _disarm(self.call)

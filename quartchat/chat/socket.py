@@ -9,13 +9,15 @@ messages are dropped by id, and nothing is lost or shown twice.
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from quart import websocket
 
-from ..broker import Subscriber
+from ..broker import BrokerUnavailable, Subscriber
 from ..messages import (
     FrameError,
     History,
@@ -35,7 +37,11 @@ from ..topics import room_topic
 from .rules import Throttle, TokenBucket, check_message
 from .writer import chat_message
 
+log = logging.getLogger(__name__)
+
 CHAT_PREFIX = '{"type":"chat_message"'
+ID_PREFIX = CHAT_PREFIX + ',"id":'
+GAP_WAIT_SECONDS = 0.5  # how long a message that skips ids waits for the ones before it
 ERROR_PREFIX = '{"type":"error"'
 
 
@@ -64,34 +70,82 @@ class RoomSession:
                     lambda: self._send(inbox, since),
                     inbox,
                     self.services.sockets,
+                    broker,
                 )
             finally:
                 if await presence.leave(self.room, self.user):
-                    await broker.publish(
-                        self.topic, encode(MemberLeft(user=self.user, datetime=_now()))
-                    )
+                    left = encode(MemberLeft(user=self.user, datetime=_now()))
+                    try:
+                        await broker.publish(self.topic, left)
+                    except BrokerUnavailable:
+                        log.warning(
+                            "%s left %s while the broker is unavailable", self.user, self.room
+                        )
 
     # -- outbound --------------------------------------------------------------------------
 
     async def _send(self, inbox: Subscriber, since: int | None) -> None:
+        """Replay, then relay live events; chat messages strictly in id order, each once.
+
+        Ids of a room have no gaps, so a message whose id is more than one past the last sent
+        means another one is still on its way (published by another process, or lost with
+        it): it is held for up to :data:`GAP_WAIT_SECONDS`, then the gap is read from the
+        store.  Ids at or below the last sent are replays' duplicates and are dropped.
+        """
         try:
             last_id = await self._replay(since)
         except StoreUnavailable:
-            # Without history there is no gap-free stream: tell the client to come back.
-            await websocket.send(
-                error_frame(FrameError("unavailable", "History is unavailable; reconnect later."))
-            )
-            raise CloseSocket(CloseCode.TRY_AGAIN_LATER, "message store unavailable") from None
-        catching_up = True
-        async for text in inbox:
+            await self._store_failed()
+        held: dict[int, str] = {}
+        while True:
+            if not held:
+                text = await inbox.get()
+            else:
+                try:
+                    async with asyncio.timeout(GAP_WAIT_SECONDS):
+                        text = await inbox.get()
+                except TimeoutError:
+                    last_id = await self._fill_gap(last_id, held)
+                    continue
             if text.startswith(CHAT_PREFIX):
-                if catching_up:  # parse only until the first message newer than the replay
-                    if json.loads(text)["id"] <= last_id:
-                        continue
-                    catching_up = False
-            elif not (self.extended or text.startswith(ERROR_PREFIX)):
-                continue  # the seed dialect knows chat messages and errors only
-            await websocket.send(text)
+                message_id = _chat_id(text)
+                if message_id <= last_id:
+                    continue
+                held[message_id] = text
+                while last_id + 1 in held:
+                    last_id += 1
+                    await websocket.send(held.pop(last_id))
+            elif self.extended or text.startswith(ERROR_PREFIX):
+                await websocket.send(text)  # the seed dialect knows chat messages and errors only
+
+    async def _fill_gap(self, last_id: int, held: dict[int, str]) -> int:
+        """Send what the store has after ``last_id`` up to the newest held message."""
+        target = max(held)
+        try:
+            while last_id < target:
+                page = await self.services.store.page(
+                    self.room, after=last_id, limit=min(target - last_id, self.limits.page_max)
+                )
+                if not page:
+                    break
+                for stored in page:
+                    await websocket.send(encode(chat_message(stored)))
+                last_id = page[-1].id
+        except StoreUnavailable:
+            await self._store_failed()
+        for message_id in [key for key in held if key <= last_id]:
+            del held[message_id]
+        while last_id + 1 in held:
+            last_id += 1
+            await websocket.send(held.pop(last_id))
+        return last_id
+
+    async def _store_failed(self) -> NoReturn:
+        """Without the store there is no gap-free stream: tell the client to come back."""
+        await websocket.send(
+            error_frame(FrameError("unavailable", "History is unavailable; reconnect later."))
+        )
+        raise CloseSocket(CloseCode.TRY_AGAIN_LATER, "message store unavailable")
 
     async def _replay(self, since: int | None) -> int:
         """Send the member list and the history (or what came after ``since``); return the
@@ -169,6 +223,13 @@ class RoomSession:
             raise FrameError(error.code, error.message, client_id) from None
         except StoreUnavailable as error:
             raise FrameError("unavailable", f"Not sent: {error}.", client_id) from None
+
+
+def _chat_id(text: str) -> int:
+    """The id of an encoded chat_message, without parsing the rest (``ChatMessage``'s first
+    two fields are ``type`` and ``id``)."""
+    end = text.index(",", len(ID_PREFIX))
+    return int(text[len(ID_PREFIX) : end])
 
 
 def _now() -> str:

@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 from quart import Blueprint, ResponseReturnValue, websocket
 from quart_schema import tag, validate_querystring, validate_response
 
+from ..broker import BrokerUnavailable
 from ..errors import ApiError, api_error
 from ..messages import ChatMessage
 from ..names import InvalidName, check_room, check_user
@@ -30,7 +31,10 @@ async def room_socket(room: str, user: str) -> ResponseReturnValue | None:
     except (InvalidName, ValueError) as error:
         return {"error": "bad_handshake", "message": str(error)}, 400
     extended = PROTOCOL in websocket.requested_subprotocols
-    await RoomSession(services(), room, user, extended).run(since)
+    try:
+        await RoomSession(services(), room, user, extended).run(since)
+    except BrokerUnavailable as error:  # raised before the socket is accepted
+        return {"error": "unavailable", "message": f"Try again shortly: {error}"}, 503
     return None
 
 

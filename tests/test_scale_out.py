@@ -1,0 +1,194 @@
+"""Two quartchat processes (real Hypercorn) sharing one Redis and one database: chat,
+presence, room counts and calls behave as on one process; a killed process's people drop
+out within the lease, and its clients resume on the other without loss."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from quartchat.sockets import PROTOCOL
+
+from .conftest import receive_json, receive_until
+from .servers import LiveServer
+
+LEASE_SECONDS = 2.0
+
+
+@pytest.fixture
+def pair(tmp_path: Path, redis_url: str) -> Iterator[tuple[LiveServer, LiveServer]]:
+    env = {
+        "QUARTCHAT_BROKER_URL": redis_url,
+        "QUARTCHAT_BROKER_NAMESPACE": f"test-{uuid.uuid4().hex[:12]}",
+        "QUARTCHAT_BROKER_LEASE_SECONDS": str(LEASE_SECONDS),
+        "QUARTCHAT_STORE_URL": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
+        "QUARTCHAT_LIMITS_RATE_BURST": "100",
+    }
+    servers = []
+    for name in ("a", "b"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        servers.append(LiveServer(workdir, env=env))
+    try:
+        for server in servers:
+            server.start()
+        yield servers[0], servers[1]
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def room(server: LiveServer, name: str, user: str, since: int | None = None) -> Any:
+    query = "" if since is None else f"?since={since}"
+    url = f"{server.ws_url}/ws/room/{name}/{user}/{query}"
+    return connect(url, subprotocols=[PROTOCOL], open_timeout=5)  # type: ignore[list-item]
+
+
+async def entered(connection: ClientConnection) -> dict[str, Any]:
+    presence: dict[str, Any] = await receive_until(connection, "presence")
+    await receive_until(connection, "history")
+    return presence
+
+
+async def chat(connection: ClientConnection, count: int) -> list[tuple[int, str]]:
+    """The next ``count`` chat messages as (id, text)."""
+    got = []
+    while len(got) < count:
+        frame = await receive_json(connection, timeout=10)
+        if frame["type"] == "chat_message":
+            got.append((frame["id"], frame["message"]))
+    return got
+
+
+async def test_chat_across_processes_reaches_everyone_once_in_one_order(
+    pair: tuple[LiveServer, LiveServer],
+) -> None:
+    a, b = pair
+    async with room(a, "ops", "ada") as ada, room(b, "ops", "bob") as bob:
+        await entered(ada)
+        presence = await entered(bob)
+        assert presence["members"] == ["ada", "bob"]  # ada is on the other process
+        texts = [f"{who}-{n}" for n in range(20) for who in ("ada", "bob")]
+
+        async def send(connection: ClientConnection, who: str) -> None:
+            for text in texts:
+                if text.startswith(who):
+                    await connection.send(json.dumps({"message": text}))
+
+        await asyncio.gather(send(ada, "ada"), send(bob, "bob"))
+        seen_by_ada, seen_by_bob = await chat(ada, 40), await chat(bob, 40)
+    assert seen_by_ada == seen_by_bob
+    assert [message_id for message_id, _ in seen_by_ada] == list(range(1, 41))
+    assert sorted(text for _, text in seen_by_ada) == sorted(texts)
+
+
+async def test_presence_and_room_counts_agree_across_processes(
+    pair: tuple[LiveServer, LiveServer],
+) -> None:
+    a, b = pair
+    async with (
+        room(a, "lobby", "ada") as ada,
+        room(b, "lobby", "bob") as bob,
+        room(b, "quiet", "cy") as cy,
+        room(a, "lobby", "bob") as bob_again,  # bob's second tab, on the other process
+    ):
+        for connection in (ada, bob, cy, bob_again):
+            await entered(connection)
+        async with httpx.AsyncClient(timeout=5) as http:
+            for server in pair:
+                rooms = (await http.get(f"{server.http_url}/api/rooms")).json()["rooms"]
+                assert rooms == [{"name": "lobby", "members": 2}, {"name": "quiet", "members": 1}]
+        await bob_again.close()
+        await cy.send(json.dumps({"message": "still here"}))  # no member_left for bob's tab
+        async with room(b, "lobby", "dee") as dee:
+            assert (await entered(dee))["members"] == ["ada", "bob", "dee"]
+
+
+def call_frame(kind: str, **data: Any) -> str:
+    return json.dumps({"type": kind, "data": data})
+
+
+async def logged_in(server: LiveServer, name: str) -> ClientConnection:
+    connection = await connect(f"{server.ws_url}/ws/call/", open_timeout=5)
+    await receive_until(connection, "connection")
+    await connection.send(call_frame("login", name=name))
+    await receive_until(connection, "logged_in")
+    return connection
+
+
+async def test_a_call_between_users_on_different_processes(
+    pair: tuple[LiveServer, LiveServer],
+) -> None:
+    a, b = pair
+    offer, answer = {"type": "offer", "sdp": "v=0\r\n"}, {"type": "answer", "sdp": "v=0\r\n"}
+    candidate = {"candidate": "candidate:1 1 udp 1 10.0.0.1 9 typ host", "sdpMid": "0"}
+    ada, bob, eve = await logged_in(a, "ada"), await logged_in(b, "bob"), await logged_in(a, "eve")
+    try:
+        name_taken = await connect(f"{b.ws_url}/ws/call/", open_timeout=5)
+        await receive_until(name_taken, "connection")
+        await name_taken.send(call_frame("login", name="ada"))  # ada is logged in on A
+        assert (await receive_until(name_taken, "error"))["data"]["code"] == "name_taken"
+        await name_taken.close()
+
+        await ada.send(call_frame("call", name="bob", rtcMessage=offer))
+        assert (await receive_until(bob, "call_received"))["data"]["caller"] == "ada"
+        assert (await receive_until(ada, "ringing"))["data"] == {"name": "bob"}
+        await eve.send(call_frame("call", name="bob", rtcMessage=offer))
+        assert (await receive_until(eve, "busy"))["data"] == {"name": "bob"}
+        await bob.send(call_frame("answer_call", caller="ada", rtcMessage=answer))
+        assert (await receive_until(ada, "call_answered"))["data"]["rtcMessage"] == answer
+        await bob.send(call_frame("ICEcandidate", user="ada", rtcMessage=candidate))
+        assert (await receive_until(ada, "ICEcandidate"))["data"] == {"rtcMessage": candidate}
+        await ada.send(call_frame("hangup"))
+        for connection, other in ((ada, "bob"), (bob, "ada")):
+            ended = await receive_until(connection, "call_ended")
+            assert ended["data"] == {"name": other, "reason": "hung_up"}
+    finally:
+        for connection in (ada, bob, eve):
+            await connection.close()
+
+
+async def test_a_killed_process_drops_out_and_its_clients_resume_on_the_other(
+    pair: tuple[LiveServer, LiveServer],
+) -> None:
+    a, b = pair
+    ada_call, bob_call = await logged_in(a, "ada"), await logged_in(b, "bob")
+    ada_room = await room(a, "ops", "ada")
+    try:
+        async with room(b, "ops", "bob") as bob_room:
+            await entered(ada_room)
+            await entered(bob_room)
+            await ada_room.send(json.dumps({"message": "before"}))
+            [(last_id, _)] = await chat(ada_room, 1)
+            await ada_call.send(call_frame("call", name="bob", rtcMessage={"type": "offer"}))
+            await bob_call.send(
+                call_frame("answer_call", caller="ada", rtcMessage={"type": "answer"})
+            )
+            await receive_until(bob_call, "call_received")
+
+            a.kill()  # no goodbye from A: its leases simply stop being renewed
+            await bob_room.send(json.dumps({"message": "while ada was away"}))
+            async with asyncio.timeout(LEASE_SECONDS * 3):
+                left = await receive_until(bob_room, "member_left", timeout=LEASE_SECONDS * 3)
+                assert left["user"] == "ada"
+                ended = await receive_until(bob_call, "call_ended", timeout=LEASE_SECONDS * 3)
+                assert ended["data"] == {"name": "ada", "reason": "disconnected"}
+            async with httpx.AsyncClient(timeout=5) as http:
+                rooms = (await http.get(f"{b.http_url}/api/rooms")).json()["rooms"]
+            assert rooms == [{"name": "ops", "members": 1}]
+
+            async with room(b, "ops", "ada", since=last_id) as resumed:  # ada's page reconnects
+                history = await receive_until(resumed, "history")
+                assert [m["message"] for m in history["messages"]] == ["while ada was away"]
+                assert history["messages"][0]["id"] == last_id + 1
+    finally:
+        for connection in (ada_call, bob_call, ada_room):
+            await connection.close()
