@@ -124,7 +124,9 @@ async def test_a_video_call_flows_both_ways_then_mute_share_and_hang_up(
     for tab, other in ((alice, "bob"), (bob, "alice")):
         await expect(panel(tab)).to_have_attribute("data-state", "in_call")
         await expect(tab.page.locator("#call-status")).to_have_text(f"In call with {other}")
-        await expect(tab.page.locator("#call-duration")).to_have_text(re.compile(r"^\d\d:\d\d$"))
+        await expect(tab.page.locator("#call-duration .value")).to_have_text(
+            re.compile(r"^\d\d:\d\d$")
+        )
         await poll(lambda tab=tab: remote_video_width(tab), lambda w: w > 0, "remote video")
         await wait_for_inbound_growth(tab, "video")
         await wait_for_inbound_growth(tab, "audio")
@@ -148,7 +150,6 @@ async def test_a_video_call_flows_both_ways_then_mute_share_and_hang_up(
     # mute: alice's microphone track is disabled, so bob hears silence
     await poll(lambda: _level(bob), lambda level: level > 0.001, "bob hears alice")
     await alice.page.get_by_role("button", name="Mute").click()
-    await expect(alice.page.locator("#mute-button")).to_have_attribute("aria-pressed", "true")
     await expect(alice.page.locator("#mute-button")).to_have_text("Unmute")
     await poll(lambda: _level(bob), lambda level: level < 0.0001, "silence after mute")
     await alice.page.get_by_role("button", name="Unmute").click()
@@ -156,7 +157,7 @@ async def test_a_video_call_flows_both_ways_then_mute_share_and_hang_up(
 
     # camera off and on again
     await bob.page.get_by_role("button", name="Camera off").click()
-    await expect(bob.page.locator("#camera-button")).to_have_attribute("aria-pressed", "true")
+    await expect(bob.page.locator("#camera-button")).to_have_text("Camera on")
     assert (
         await bob.page.eval_on_selector(
             "#local-video", "v => v.srcObject.getVideoTracks()[0].enabled"
@@ -170,7 +171,7 @@ async def test_a_video_call_flows_both_ways_then_mute_share_and_hang_up(
     # share stops the camera is back
     assert await sent_video_surface(alice) is None
     await alice.page.get_by_role("button", name="Share screen").click()
-    await expect(alice.page.locator("#share-button")).to_have_attribute("aria-pressed", "true")
+    await expect(alice.page.locator("#share-button")).to_have_text("Stop sharing")
     await poll(lambda: sent_video_surface(alice), lambda surface: surface, "screen track sent")
     shown = "v => v.srcObject.getVideoTracks()[0].getSettings().displaySurface ?? null"
     assert await alice.page.eval_on_selector("#local-video", shown)  # the preview shows it
@@ -324,3 +325,43 @@ async def test_without_a_camera_the_call_is_audio_only(
     await poll(lambda: remote_video_width(bob), lambda w: w > 0, "alice's video at bob")
     await alice.page.get_by_role("button", name="Hang up").click()
     await expect(notice(bob)).to_have_text("alice hung up.")
+
+
+SLOW_CAMERA = """() => {
+  window.openedStreams = [];
+  const native = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    await new Promise((resolve) => setTimeout(resolve, 1500));  // the permission prompt
+    const stream = await native(constraints);
+    window.openedStreams.push(stream);
+    return stream;
+  };
+}"""
+
+LIVE_TRACKS = """() => window.openedStreams
+  .flatMap((stream) => stream.getTracks()).filter((t) => t.readyState === 'live').length"""
+
+
+async def test_cancelling_while_the_camera_starts_places_no_call_and_frees_it(
+    server: LiveServer, open_tab: OpenTab
+) -> None:
+    alice = await call_page(open_tab, server.http_url, "alice")
+    bob = await call_page(open_tab, server.http_url, "bob")
+    await alice.page.evaluate(SLOW_CAMERA)
+    await alice.page.get_by_role("button", name="Call bob").click()
+    await expect(alice.page.locator("#call-status")).to_have_text("Calling bob…")
+    await alice.page.get_by_role("button", name="Cancel").click()
+    await expect(notice(alice)).to_have_text("Call cancelled.")
+    await poll(lambda: alice.page.evaluate("() => window.openedStreams.length"), bool, "camera")
+    assert await alice.page.evaluate(LIVE_TRACKS) == 0  # the camera went off at once
+    await expect(panel(bob)).to_be_hidden()  # bob's phone never rang
+    await expect(panel(alice)).to_be_hidden()
+
+    # and a call that comes in while alice's camera starts wins over hers
+    await alice.page.get_by_role("button", name="Call bob").click()
+    await bob.page.get_by_role("button", name="Call alice").click()
+    await expect(panel(alice)).to_have_attribute("data-state", "incoming")
+    await alice.page.get_by_role("button", name="Accept").click()
+    for tab in (alice, bob):
+        await expect(panel(tab)).to_have_attribute("data-state", "in_call")
+        await wait_for_inbound_growth(tab, "audio")

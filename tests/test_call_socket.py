@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from quart import Quart
 
+from quartchat.broker import BrokerUnavailable
+
 from .conftest import receive_json, receive_until
 
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
@@ -313,6 +315,30 @@ async def test_the_same_browser_reclaims_its_name(app: Quart, client: Any) -> No
 # -- injection and bad input ---------------------------------------------------------------
 
 
+async def test_another_tab_cannot_take_the_name_during_a_call(client: Any) -> None:
+    """The same browser may take its name over when idle (a reload), never mid-call."""
+    page = await client.get("/call")
+    cookie = page.headers["Set-Cookie"].split(";", 1)[0]
+    same_browser = {"Cookie": cookie, "Origin": "http://localhost", "Host": "localhost"}
+    async with (
+        logged_in(client, "ada", headers=same_browser) as ada,
+        logged_in(client, "bob") as bob,
+    ):
+        await connected_call(ada, bob, "ada", "bob")
+        async with client.websocket("/ws/call/", headers=same_browser) as second_tab:
+            await receive_json(second_tab)
+            await second_tab.send(frame("login", name="ada"))
+            error = await expect(second_tab, "error")
+            assert error == {
+                "code": "name_taken",
+                "message": "ada is already in a call in another window.",
+            }
+        await assert_no_call_frames(ada)
+        await assert_no_call_frames(bob)
+        await ada.send(frame("hangup"))
+        assert await expect(bob, "call_ended") == {"name": "ada", "reason": "hung_up"}
+
+
 async def test_a_third_party_cannot_reach_into_a_call(client: Any) -> None:
     async with (
         logged_in(client, "ada") as ada,
@@ -348,6 +374,13 @@ BAD_FRAMES = [
     (frame("call", name="bob"), "invalid_frame"),
     (frame("call", name="bob", rtcMessage={"type": "offer", "sdp": 5}), "invalid_frame"),
     (frame("call", name="bob", rtcMessage={"type": "hello", "sdp": ""}), "invalid_frame"),
+    (frame("call", name="bob", rtcMessage={"type": "rollback"}), "invalid_frame"),
+    (frame("call", name="bob", rtcMessage=ANSWER), "invalid_frame"),
+    (frame("sdp", rtcMessage={"type": "pranswer", "sdp": ""}), "invalid_frame"),
+    (
+        frame("ICEcandidate", user="bob", rtcMessage={"candidate": "c", "sdpMid": "m" * 300}),
+        "invalid_frame",
+    ),
     (frame("call", name="<b>x</b>", rtcMessage=OFFER), "invalid_name"),
     (frame("call", name="bob", rtcMessage={"type": "offer", "sdp": "x" * 5000}), "too_large"),
     (frame("ICEcandidate", user="bob", rtcMessage={"candidate": "c" * 300}), "too_large"),
@@ -387,3 +420,23 @@ async def test_flooding_is_rate_limited(client: Any) -> None:
         codes = [(await expect(ada, "error"))["code"] for _ in range(5)]
         assert codes.count("rate_limited") >= 2
         assert codes[:2] == ["not_in_call", "not_in_call"]
+
+
+async def test_a_broker_failure_is_an_error_and_frees_the_name(
+    app: Quart, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = app.extensions["quartchat"]
+    publish = services.broker.publish
+
+    async def failing(topic: str, text: str) -> None:
+        raise BrokerUnavailable("redis is restarting")
+
+    async with logged_in(client, "ada") as ada, logged_in(client, "bob") as bob:
+        await connected_call(ada, bob, "ada", "bob")
+        monkeypatch.setattr(services.broker, "publish", failing)
+        await ada.send(frame("sdp", rtcMessage=OFFER))
+        error = await expect(ada, "error")
+        assert error["code"] == "unavailable"
+        await ada.close(1000)
+    monkeypatch.setattr(services.broker, "publish", publish)
+    assert await services.directory.lookup("ada") is None  # released despite the failure

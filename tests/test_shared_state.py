@@ -118,6 +118,8 @@ async def test_one_holder_per_name_and_the_same_browser_takes_over(
     assert await first.set_status("ada", "sid-1", "busy") is False
     assert await second.set_status("ada", "sid-3", "busy") is True
     assert await second.set_status("ada", "sid-3", "busy") is False
+    in_call = await first.claim("ada", "sid-5", "laptop")  # a second tab, mid-call
+    assert (in_call.granted, in_call.holder_busy) == (False, True)
     entry = await first.lookup("ada")
     assert entry is not None
     assert (entry.sid, entry.device, entry.status) == ("sid-3", "laptop", "busy")

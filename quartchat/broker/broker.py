@@ -114,16 +114,23 @@ class Broker:
             local.add(subscriber)
             subscriber.topics.add(topic)
 
+    async def remove_topic(self, subscriber: Subscriber, topic: str) -> None:
+        """Stop delivering ``topic`` to ``subscriber`` (its other topics stay)."""
+        await self._remove(subscriber, [topic])
+
     async def _remove_all(self, subscriber: Subscriber) -> None:
+        await self._remove(subscriber, list(subscriber.topics))
+
+    async def _remove(self, subscriber: Subscriber, topics: list[str]) -> None:
         emptied = []
-        for topic in subscriber.topics:  # synchronously: no delivery to a closed socket
+        for topic in topics:  # synchronously: no delivery to a closed socket
             local = self._local.get(topic)
             if local is not None:
                 local.discard(subscriber)
                 if not local:
                     del self._local[topic]
                     emptied.append(topic)
-        subscriber.topics.clear()
+            subscriber.topics.discard(topic)
         if emptied:
             async with self._changing:
                 for topic in emptied:

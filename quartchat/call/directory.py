@@ -26,12 +26,14 @@ class Entry:
 class Claim:
     granted: bool
     replaced_sid: str | None = None  # the connection the name was taken from, to be closed
+    holder_busy: bool = False  # refused because the holder (maybe this browser) is in a call
 
 
 class Directory(Protocol):
     async def claim(self, name: str, sid: str, device: str | None) -> Claim:
         """Hold ``name`` for connection ``sid``, unless a live connection of another browser
-        holds it; a connection of the same ``device`` is replaced (``replaced_sid``)."""
+        holds it; a connection of the same ``device`` is replaced (``replaced_sid``), except
+        during a call (another tab must not end it)."""
 
     async def release(self, name: str, sid: str) -> bool:
         """Give the name up if ``sid`` still holds it; True if it did."""
@@ -58,7 +60,9 @@ class LocalDirectory:
     async def claim(self, name: str, sid: str, device: str | None) -> Claim:
         held = self._entries.get(name)
         if held is not None and (device is None or held.device != device):
-            return Claim(granted=False)
+            return Claim(granted=False, holder_busy=held.status == "busy")
+        if held is not None and held.status == "busy":
+            return Claim(granted=False, holder_busy=True)
         self._entries[name] = Entry(sid, device)
         return Claim(granted=True, replaced_sid=held.sid if held else None)
 

@@ -26,8 +26,16 @@ class _Model(BaseModel):
 class SessionDescription(_Model):
     """An RTCSessionDescription as JSON (``pc.localDescription``)."""
 
-    type: Literal["offer", "answer", "pranswer", "rollback"]
+    type: Literal["offer", "answer"]
     sdp: str = ""
+
+
+class Offer(SessionDescription):
+    type: Literal["offer"]
+
+
+class Answer(SessionDescription):
+    type: Literal["answer"]
 
 
 class Candidate(_Model):
@@ -35,7 +43,7 @@ class Candidate(_Model):
     RTCIceCandidateInit one (``sdpMid``/``sdpMLineIndex``/``usernameFragment``)."""
 
     candidate: str
-    sdpMid: str | None = None
+    sdpMid: str | None = Field(None, max_length=256)
     sdpMLineIndex: int | None = Field(None, ge=0, le=1024)
     usernameFragment: str | None = Field(None, max_length=256)
     label: int | None = Field(None, ge=0, le=1024)
@@ -64,7 +72,7 @@ class Login(_Model):
 
 class CallData(_Model):
     name: str = Field(description="Whom to call.")
-    rtcMessage: SessionDescription = Field(description="The caller's offer.")
+    rtcMessage: Offer = Field(description="The caller's offer.")
 
 
 class PlaceCall(_Model):
@@ -74,7 +82,7 @@ class PlaceCall(_Model):
 
 class AnswerData(_Model):
     caller: str
-    rtcMessage: SessionDescription = Field(description="The callee's answer.")
+    rtcMessage: Answer = Field(description="The callee's answer.")
 
 
 class AnswerCall(_Model):

@@ -32,12 +32,16 @@ local function live(name)
 end
 """
 
-# ARGV: name, sid, device ('' for none), lease ms -> {1, replaced sid or ''} or {0}
+# ARGV: name, sid, device ('' for none), lease ms
+#   -> {1, replaced sid or ''}, or {0, 1 if the holder is in a call else 0}
 CLAIM = (
     _NOW
     + """
 local held = live(ARGV[1])
-if held and (ARGV[3] == '' or held.device ~= ARGV[3]) then return {0} end
+if held and (ARGV[3] == '' or held.device ~= ARGV[3] or held.status == 'busy') then
+  if held.status == 'busy' then return {0, 1} end
+  return {0, 0}
+end
 local entry = {sid = ARGV[2], device = ARGV[3], status = 'available',
                expires = now + tonumber(ARGV[4])}
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
@@ -148,7 +152,7 @@ class RedisDirectory:
             self._claim, self._key, [name, sid, device or "", self._lease_ms]
         )
         if not result[0]:
-            return Claim(granted=False)
+            return Claim(granted=False, holder_busy=bool(result[1]))
         self._held[name] = sid
         replaced = _text(result[1])
         return Claim(granted=True, replaced_sid=replaced or None)

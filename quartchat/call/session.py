@@ -180,15 +180,18 @@ class CallSession:
         if self.name is not None:
             raise FrameError("already_logged_in", f"This connection is logged in as {self.name}.")
         directory, broker = self.services.directory, self.services.broker
+        # Listen first: a call made the moment the name is ours must find us listening.
+        await broker.add_topic(inbox, user_topic(name))
         claim = await directory.claim(name, self.sid, self.device)
         if not claim.granted:
-            raise FrameError("name_taken", f"{name} is already logged in elsewhere.")
+            await broker.remove_topic(inbox, user_topic(name))
+            where = "in a call in another window" if claim.holder_busy else "logged in elsewhere"
+            raise FrameError("name_taken", f"{name} is already {where}.")
         self.name = name
         self._own_status = _status_event(name, "available").partition(',"status"')[0]
         if claim.replaced_sid is not None:
             replace = Signal(signal="replace", to=claim.replaced_sid)
             await broker.publish(user_topic(name), replace.encode())
-        await broker.add_topic(inbox, user_topic(name))
         await broker.add_topic(inbox, CALL_DIRECTORY_TOPIC)
         users = [
             OnlineUser(name=other, status=status)
@@ -256,7 +259,8 @@ class CallSession:
             self._arm(call, self.settings.ring_timeout_seconds, self._unanswered)
         elif signal.signal == "busy" and self.phase is Phase.CALLING:
             emit(encode(Busy(data=NameData(name=call.peer))))
-            await self._reset()
+            self._reset()
+            await self._publish_status("available")
         elif signal.signal == "accept" and self.phase is Phase.CALLING and signal.rtc:
             _disarm(call)
             self.phase = Phase.IN_CALL
@@ -304,17 +308,19 @@ class CallSession:
         return self.call
 
     async def _end(self, call: Call, reason: EndReason, emit: Emit, tell_peer: bool) -> None:
+        """Over here first, whatever happens to the signal: if the broker fails, the peer
+        still learns from its own timers or the directory."""
+        emit(encode(CallEnded(data=EndedData(name=call.peer, reason=reason))))
+        self._reset()
+        await self._publish_status("available")
         if tell_peer:
             await self._signal(call, "end", reason=reason)
-        emit(encode(CallEnded(data=EndedData(name=call.peer, reason=reason))))
-        await self._reset()
 
-    async def _reset(self) -> None:
+    def _reset(self) -> None:
         if self.call is not None:
             _disarm(self.call)
         self.call = None
         self.phase = Phase.IDLE
-        await self._publish_status("available")
 
     async def _signal(
         self,
@@ -363,9 +369,10 @@ class CallSession:
     async def _unreached(self, call: Call, emit: Emit) -> None:
         """The callee's connection never answered the invite: it is gone."""
         if self.phase is Phase.CALLING and not call.reached:
-            await self._signal(call, "end", reason="cancelled")
             emit(encode(Unavailable(data=NameData(name=call.peer))))
-            await self._reset()
+            self._reset()
+            await self._publish_status("available")
+            await self._signal(call, "end", reason="cancelled")
 
     async def _unanswered(self, call: Call, emit: Emit) -> None:
         if self.phase in (Phase.CALLING, Phase.RINGING):
@@ -382,14 +389,18 @@ class CallSession:
 
     async def _give_up(self) -> None:
         async with self._lock:
-            if self.call is not None:
-                _disarm(self.call)
-                if self.name is not None:
-                    await self._signal(self.call, "end", reason="disconnected")
-                self.call = None
-            if self.name is not None and await self.services.directory.release(self.name, self.sid):
-                event = _status_event(self.name, "offline")
-                await self.services.broker.publish(CALL_DIRECTORY_TOPIC, event)
+            call, self.call = self.call, None
+            try:
+                if call is not None:
+                    _disarm(call)
+                    if self.name is not None:
+                        await self._signal(call, "end", reason="disconnected")
+            finally:
+                if self.name is not None and await self.services.directory.release(
+                    self.name, self.sid
+                ):
+                    event = _status_event(self.name, "offline")
+                    await self.services.broker.publish(CALL_DIRECTORY_TOPIC, event)
 
 
 def _status_event(name: str, status: Status | Literal["offline"]) -> str:

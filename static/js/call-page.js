@@ -84,7 +84,9 @@ function renderUsers() {
     item.append(label, badge, button);
     return item;
   });
+  const focused = document.activeElement?.closest?.('.online-user')?.dataset.name;
   ui.users.replaceChildren(...items);
+  if (focused) ui.users.querySelector(`[data-name="${CSS.escape(focused)}"] button`)?.focus();
   ui.empty.hidden = names.length > 0;
 }
 

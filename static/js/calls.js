@@ -12,6 +12,11 @@ const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 const FAILED_GRACE_MS = 15_000; // an ICE restart gets this long before the call is given up
 
+// Errors about a call that has just ended, for frames that were on their way: not news.
+const STALE_ERRORS = new Set(['not_in_call', 'no_such_call']);
+// Errors that refuse a `call` frame: the attempt is over.
+const CALL_REFUSED = new Set(['already_in_call', 'invalid_call', 'invalid_name']);
+
 const ENDINGS = {
   declined: (peer, mine) => (mine ? 'You declined the call.' : `${peer} declined the call.`),
   cancelled: (peer, mine) => (mine ? 'Call cancelled.' : `Missed call from ${peer}.`),
@@ -23,6 +28,8 @@ const ENDINGS = {
   unavailable: (peer) => `${peer} is not online.`,
   connection_lost: () => 'Connection lost: the call ended.',
   media: () => null, // the problem event already said what went wrong with the devices
+  refused: () => null, // so did the error that refused the call
+  superseded: () => null, // a call came in before ours was placed: the ring says it all
 };
 
 export class CallClient extends EventTarget {
@@ -59,10 +66,10 @@ export class CallClient extends EventTarget {
   start(name) {
     this.name = name;
     this.stopped = false;
-    this.loadIceServers();
     this.connect();
   }
 
+  // Fetched for every call: TURN credentials expire (ice.turn_ttl_seconds).
   async loadIceServers() {
     try {
       const response = await fetch(`/api/ice-servers?name=${encodeURIComponent(this.name)}`);
@@ -76,10 +83,7 @@ export class CallClient extends EventTarget {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket = new WebSocket(`${scheme}//${location.host}/ws/call/`);
     this.socket = socket;
-    socket.addEventListener('open', () => {
-      this.backoffMs = BACKOFF_START_MS;
-      this.send('login', { name: this.name });
-    });
+    socket.addEventListener('open', () => this.send('login', { name: this.name }));
     socket.addEventListener('message', (event) => {
       if (socket !== this.socket) return;
       // One frame at a time, in order: a description must be applied before what follows it.
@@ -90,8 +94,11 @@ export class CallClient extends EventTarget {
     socket.addEventListener('close', (event) => {
       if (socket !== this.socket) return;
       this.socket = null;
-      if (this.state !== 'idle' && this.state !== 'offline') this.end('connection_lost');
-      this.setState('offline');
+      // after the frames already received, like any other event of the call
+      this.inbound = this.inbound.then(() => {
+        if (this.state !== 'idle' && this.state !== 'offline') this.end('connection_lost');
+        this.setState('offline');
+      });
       if (event.code === 4009 || this.stopped) return; // replaced by a newer tab: stay off
       setTimeout(() => this.connect(), this.backoffMs);
       this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
@@ -128,6 +135,7 @@ export class CallClient extends EventTarget {
     const data = frame.data ?? {};
     switch (frame.type) {
       case 'logged_in':
+        this.backoffMs = BACKOFF_START_MS; // only a working connection resets the backoff
         this.directory = new Map(data.users.map((user) => [user.name, user.status]));
         this.emit('directory');
         this.setState('idle');
@@ -144,6 +152,7 @@ export class CallClient extends EventTarget {
         if (this.state === 'calling') this.setState('ringing');
         break;
       case 'call_answered':
+        if (this.state !== 'calling' && this.state !== 'ringing') break;
         this.setState('in_call');
         await this.onDescription(data.rtcMessage);
         break;
@@ -155,10 +164,10 @@ export class CallClient extends EventTarget {
         break;
       case 'busy':
       case 'unavailable':
-        this.end(frame.type);
+        if (data.name === this.peer) this.end(frame.type);
         break;
       case 'call_ended':
-        this.end(data.reason);
+        if (data.name === this.peer) this.end(data.reason);
         break;
       case 'error':
         this.onError(data.code, data.message);
@@ -173,6 +182,13 @@ export class CallClient extends EventTarget {
       this.stopped = true; // another connection holds the name: do not fight it
       if (code === 'name_taken') this.socket?.close(1000);
     }
+    if (STALE_ERRORS.has(code) && (this.state === 'idle' || this.state === 'offline')) {
+      return; // a candidate or hang-up that crossed the end of the call
+    }
+    if (this.state === 'calling' && CALL_REFUSED.has(code)) {
+      this.failure = 'refused';
+      this.end('refused');
+    }
     this.emit('problem', { code, message });
   }
 
@@ -183,19 +199,33 @@ export class CallClient extends EventTarget {
     this.peer = peer;
     this.isCaller = true;
     this.endedByMe = false;
+    this.offerSent = false;
     this.setState('calling');
-    if (!(await this.openMedia())) {
+    const [media] = await Promise.all([this.openMedia(), this.loadIceServers()]);
+    if (this.state !== 'calling' || this.peer !== peer) {
+      stopTracks(media); // cancelled, or a call came in, while the camera was starting
+      return;
+    }
+    if (!media) {
+      this.failure = 'media';
       this.end('media');
       return;
     }
-    if (this.state !== 'calling') return; // ended while the camera was starting
+    this.useMedia(media);
     this.createPeerConnection(false);
     for (const track of this.localStream.getTracks()) this.pc.addTrack(track, this.localStream);
     // onnegotiationneeded sends the offer in a `call` frame
   }
 
   onIncoming(caller, offer) {
-    if (this.state !== 'idle') return; // the server answers busy; this is a stale ring
+    if (this.state === 'calling' && !this.offerSent) {
+      // our own call was not placed yet (the camera was starting): the incoming one wins
+      this.end('superseded');
+    }
+    if (this.state !== 'idle') {
+      this.send('decline'); // the server thought us free; do not leave the caller ringing
+      return;
+    }
     this.peer = caller;
     this.isCaller = false;
     this.endedByMe = false;
@@ -206,13 +236,19 @@ export class CallClient extends EventTarget {
 
   async accept() {
     if (this.state !== 'incoming') return;
+    const peer = this.peer;
     this.setState('in_call');
-    if (!(await this.openMedia())) {
+    const [media] = await Promise.all([this.openMedia(), this.loadIceServers()]);
+    if (this.state !== 'in_call' || this.peer !== peer) {
+      stopTracks(media); // the caller gave up while the camera was starting
+      return;
+    }
+    if (!media) {
       this.failure = 'media';
       this.send('decline');
       return;
     }
-    if (this.state !== 'in_call') return;
+    this.useMedia(media);
     this.createPeerConnection(true);
     try {
       await this.pc.setRemoteDescription(this.remoteOffer);
@@ -236,34 +272,52 @@ export class CallClient extends EventTarget {
   hangup() {
     if (this.state === 'idle' || this.state === 'offline') return;
     this.endedByMe = true;
+    if (this.state === 'calling' && !this.offerSent) {
+      this.end('cancelled'); // the server has not heard of this call yet
+      return;
+    }
     if (!this.send('hangup')) this.end('connection_lost');
   }
 
   // -- media -------------------------------------------------------------------------------
 
+  // The camera and microphone, else the microphone alone; null (and a problem event
+  // saying why) when neither can be used.
   async openMedia() {
-    if (!navigator.mediaDevices?.getUserMedia) {
-      this.emit('problem', { code: 'media', message: 'This browser cannot use a camera here (a secure https page is needed).' });
-      return false;
+    const devices = navigator.mediaDevices;
+    if (!devices?.getUserMedia) {
+      this.problem('media', 'This browser cannot use a camera here (a secure https page is needed).');
+      return null;
     }
     try {
-      this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      return await devices.getUserMedia({ audio: true, video: true });
     } catch (error) {
       if (error.name === 'NotAllowedError' || error.name === 'SecurityError') {
-        this.emit('problem', { code: 'media', message: 'Camera and microphone access was denied. Allow it in the browser’s site settings and try again.' });
-        return false;
+        this.problem('media', 'Camera and microphone access was denied. Allow it in the browser’s site settings and try again.');
+        return null;
       }
+      const camera = error.name === 'NotReadableError' ? 'The camera is in use by another program' : 'No camera found';
       try {
-        this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true });
-        this.emit('problem', { code: 'audio_only', message: 'No camera found: the call is audio only.' });
-      } catch {
-        this.emit('problem', { code: 'media', message: 'No microphone or camera was found.' });
-        return false;
+        const stream = await devices.getUserMedia({ audio: true });
+        this.problem('audio_only', `${camera}: the call is audio only.`);
+        return stream;
+      } catch (again) {
+        this.problem('media', again.name === 'NotAllowedError'
+          ? 'Microphone access was denied. Allow it in the browser’s site settings and try again.'
+          : 'No microphone or camera could be used.');
+        return null;
       }
     }
-    this.cameraTrack = this.localStream.getVideoTracks()[0] ?? null;
-    this.emit('local-stream', { stream: this.localStream });
-    return true;
+  }
+
+  useMedia(stream) {
+    this.localStream = stream;
+    this.cameraTrack = stream.getVideoTracks()[0] ?? null;
+    this.emit('local-stream', { stream });
+  }
+
+  problem(code, message) {
+    this.emit('problem', { code, message });
   }
 
   setMuted(muted) {
@@ -363,7 +417,9 @@ export class CallClient extends EventTarget {
     } else if (state === 'failed' && !this.failedTimer) {
       pc.restartIce(); // the impolite side's offer carries the restart; both may ask
       this.failedTimer = setTimeout(() => {
-        if (this.pc === pc && pc.connectionState !== 'connected') this.hangup();
+        if (this.pc !== pc || pc.connectionState === 'connected') return;
+        this.failure = 'connection_lost';
+        this.hangup();
       }, FAILED_GRACE_MS);
     }
     this.emit('media-state', { state });
@@ -433,8 +489,9 @@ export class CallClient extends EventTarget {
     this.failedTimer = 0;
     if (this.screenTrack) this.screenTrack.stop();
     this.screenTrack = null;
-    for (const track of this.localStream?.getTracks() ?? []) track.stop();
+    stopTracks(this.localStream);
     this.localStream = null;
+    this.offerSent = false;
     this.cameraTrack = null;
     this.pc?.close();
     this.pc = null;
@@ -446,6 +503,10 @@ export class CallClient extends EventTarget {
     this.emit('ended', { reason, message, peer });
     this.setState(this.socket ? 'idle' : 'offline');
   }
+}
+
+function stopTracks(stream) {
+  for (const track of stream?.getTracks() ?? []) track.stop();
 }
 
 // -- the call panel ------------------------------------------------------------------------
@@ -465,6 +526,7 @@ export function mountCallPanel(client) {
     panel: $('call-panel'),
     status: $('call-status'),
     duration: $('call-duration'),
+    durationValue: $('call-duration').querySelector('.value'),
     notice: $('call-notice'),
     incoming: $('incoming-call'),
     accept: $('accept-call'),
@@ -481,8 +543,9 @@ export function mountCallPanel(client) {
   const baseTitle = document.title;
   let clock = 0;
 
+  // The label says what a click does ("Unmute"), so no aria-pressed on top of it.
   const setPressed = (button, pressed, onText, offText) => {
-    button.setAttribute('aria-pressed', String(pressed));
+    button.dataset.on = String(pressed);
     button.querySelector('.label').textContent = pressed ? onText : offText;
   };
 
@@ -503,20 +566,21 @@ export function mountCallPanel(client) {
       clock = 0;
       ui.duration.hidden = true;
     }
-    if (state === 'incoming') ui.accept.focus();
+    // Ring without taking the focus from someone typing; offer it when nothing has it.
+    if (state === 'incoming' && document.activeElement === document.body) ui.accept.focus();
   };
 
   const tick = () => {
     if (!client.connectedAt) {
       ui.duration.hidden = false;
-      ui.duration.textContent = 'Connecting…';
+      ui.durationValue.textContent = 'Connecting…';
       return;
     }
     const seconds = Math.floor((Date.now() - client.connectedAt) / 1000);
     const mm = String(Math.floor(seconds / 60)).padStart(2, '0');
     const ss = String(seconds % 60).padStart(2, '0');
     ui.duration.hidden = false;
-    ui.duration.textContent = `${mm}:${ss}`;
+    ui.durationValue.textContent = `${mm}:${ss}`;
   };
 
   const showNotice = (text) => {

@@ -434,7 +434,9 @@ function renderMembers() {
     }
     return item;
   });
+  const focused = document.activeElement?.closest?.('.member')?.dataset.user;
   ui.members.replaceChildren(...items);
+  if (focused) ui.members.querySelector(`[data-user="${CSS.escape(focused)}"] button`)?.focus();
   ui.memberCount.textContent = String(members.length);
 }
 
