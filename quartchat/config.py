@@ -45,7 +45,7 @@ class ServerConfig(_Section):
     secret_key: str = Field(
         "",
         description="Signs the session cookie that lets a reloaded page reclaim its call name. "
-        "Empty: a random key per process (set one when running several workers).",
+        "Empty: a random key, shared through Redis by every process when the broker is Redis.",
     )
 
     @field_validator("bind")

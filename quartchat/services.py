@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 import uuid
 from dataclasses import dataclass
 
 from quart import Quart, current_app
 from redis.asyncio import Redis
 
-from .broker import Broker, broker_from_url
-from .broker.redis import shared_state_client
+from .broker import Broker, BrokerUnavailable, broker_from_url
+from .broker.redis import shared_state_client, unavailable_on_failure
 from .call.directory import Directory, LocalDirectory
 from .call.redis_directory import RedisDirectory
 from .chat.presence import LocalPresence, Presence
@@ -19,6 +21,8 @@ from .config import Settings
 from .leases import LeaseKeeper
 from .sockets import OpenSockets
 from .store import MessageStore
+
+log = logging.getLogger(__name__)
 
 EXTENSION = "quartchat"
 
@@ -53,6 +57,8 @@ def init_app(app: Quart, settings: Settings) -> Services:
 
     @app.before_serving
     async def start() -> None:
+        if shared is not None and not settings.server.secret_key:
+            app.secret_key = await _shared_secret(shared, settings.broker.namespace)
         await store.open()
         await broker.start()
         await services.writer.start()
@@ -80,6 +86,20 @@ def _shared_state(settings: Settings) -> tuple[Presence, Directory, Redis | None
     process = uuid.uuid4().hex
     presence = RedisPresence(redis, namespace, process, lease)
     return presence, RedisDirectory(redis, namespace, lease), redis
+
+
+async def _shared_secret(redis: Redis, namespace: str) -> str:
+    """One random session key for every process sharing the Redis, so that a cookie signed
+    by one worker or host is valid on all (when ``server.secret_key`` is not set)."""
+    key = f"{namespace}:secret_key"
+    try:
+        with unavailable_on_failure("session key"):
+            await redis.set(key, secrets.token_hex(32), nx=True)
+            found = await redis.get(key)
+    except BrokerUnavailable as error:
+        log.warning("no shared session key (%s): this process signs with its own", error)
+        found = None
+    return found if isinstance(found, str) else secrets.token_hex(32)
 
 
 def services() -> Services:

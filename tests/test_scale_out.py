@@ -192,3 +192,31 @@ async def test_a_killed_process_drops_out_and_its_clients_resume_on_the_other(
     finally:
         for connection in (ada_call, bob_call, ada_room):
             await connection.close()
+
+
+async def test_a_reload_reclaims_the_call_name_on_another_process(
+    pair: tuple[LiveServer, LiveServer],
+) -> None:
+    """The session key is shared through Redis: a cookie from A's page is valid on B, so
+    the same browser landing on B takes its name over from its stale connection on A."""
+    a, b = pair
+    async with httpx.AsyncClient(timeout=5) as http:
+        cookie = (await http.get(f"{a.http_url}/call")).headers["set-cookie"].split(";")[0]
+    headers = {"Cookie": cookie, "Origin": a.http_url}
+    stale = await connect(f"{a.ws_url}/ws/call/", additional_headers=headers, open_timeout=5)
+    try:
+        await receive_until(stale, "connection")
+        await stale.send(call_frame("login", name="ada"))
+        await receive_until(stale, "logged_in")
+        headers = {"Cookie": cookie, "Origin": b.http_url}
+        fresh = await connect(f"{b.ws_url}/ws/call/", additional_headers=headers, open_timeout=5)
+        async with fresh:
+            await receive_until(fresh, "connection")
+            await fresh.send(call_frame("login", name="ada"))
+            await receive_until(fresh, "logged_in")
+            assert (await receive_until(stale, "error"))["data"]["code"] == "replaced"
+            async with asyncio.timeout(5):
+                await stale.wait_closed()
+            assert stale.close_code == 4009
+    finally:
+        await stale.close()
