@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from .store import StoreUnavailable
 
-JSON_PREFIXES = ("/api/", "/healthz", "/readyz", "/openapi.json", "/ws/")
+JSON_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/ws/")
 
 
 class ApiError(BaseModel):

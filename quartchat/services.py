@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from quart import Quart, current_app
 
+from .aio import cancel_and_wait
 from .broker import Broker, broker_from_url
 from .call.directory import Directory
 from .chat.presence import Presence
 from .chat.writer import ChatWriter
 from .config import Settings
+from .metrics import watch_broker
 from .sockets import OpenSockets
 from .store import MessageStore
 
@@ -42,15 +45,19 @@ def init_app(app: Quart, settings: Settings) -> Services:
         sockets=OpenSockets(),
     )
     app.extensions[EXTENSION] = services
+    watcher: asyncio.Task[None] | None = None
 
     @app.before_serving
     async def start() -> None:
+        nonlocal watcher
         await store.open()
         await broker.start()
         await services.writer.start()
+        watcher = asyncio.create_task(watch_broker(broker), name="broker-metrics")
 
     @app.after_serving
     async def stop() -> None:
+        await cancel_and_wait(watcher)
         await services.writer.stop()
         await broker.stop()
         await store.close()

@@ -111,7 +111,7 @@ async def test_readyz_reports_a_stopped_writer(app: Quart, client: Any) -> None:
 
 async def test_openapi_documents_the_api(client: Any) -> None:
     schema = await (await client.get("/openapi.json")).get_json()
-    documented = {"/api/rooms", "/api/rooms/{room}/messages", "/healthz", "/readyz"}
+    documented = {"/api/rooms", "/api/rooms/{room}/messages", "/healthz", "/readyz", "/metrics"}
     assert documented <= schema["paths"].keys()
     readiness = schema["paths"]["/readyz"]["get"]["responses"]
     assert {"200", "503"} <= readiness.keys()

@@ -22,6 +22,7 @@ from quart import websocket
 from ..broker import Subscriber
 from ..chat.rules import TokenBucket
 from ..messages import FrameError
+from ..metrics import CALLS_ANSWERED, CALLS_ENDED, CALLS_STARTED
 from ..services import Services
 from ..sockets import CloseCode, CloseSocket, run_duplex
 from ..topics import CALL_DIRECTORY_TOPIC, user_topic
@@ -116,6 +117,7 @@ class CallSession:
                     lambda: self._send(inbox),
                     inbox,
                     self.services.sockets,
+                    "call",
                 )
             finally:
                 await self._leave()
@@ -152,6 +154,7 @@ class CallSession:
                 raise FrameError("no_such_call", f"{frame.data.caller} is not calling you.")
             self.phase = Phase.IN_CALL
             _disarm(call)
+            CALLS_ANSWERED.inc()
             await self._signal(call, "accept", rtc=frame.data.rtcMessage.model_dump())
         elif isinstance(frame, SendCandidate):
             call = self._current(None, frame.data.user)
@@ -200,6 +203,7 @@ class CallSession:
             return
         call = self.call = Call(secrets.token_urlsafe(12), callee, entry.sid)
         self.phase = Phase.CALLING
+        CALLS_STARTED.inc()
         await self._publish_status("busy")
         await self._signal(call, "invite", rtc=offer.model_dump())
         self._arm(call, self.settings.reach_timeout_seconds, self._unreached)
@@ -264,6 +268,7 @@ class CallSession:
     async def _invited(self, signal: Signal, emit: Emit) -> None:
         caller_call = Call(signal.call, signal.sender, signal.sender_sid)
         if self.phase is not Phase.IDLE or signal.rtc is None:
+            CALLS_ENDED.labels("busy").inc()
             await self._signal(caller_call, "busy")
             return
         self.call = caller_call
@@ -287,7 +292,8 @@ class CallSession:
         return self.call
 
     async def _end(self, call: Call, reason: EndReason, emit: Emit, tell_peer: bool) -> None:
-        if tell_peer:
+        if tell_peer:  # this side ends the call: it counts it
+            CALLS_ENDED.labels(reason).inc()
             await self._signal(call, "end", reason=reason)
         emit(encode(CallEnded(data=EndedData(name=call.peer, reason=reason))))
         await self._reset()
@@ -345,6 +351,7 @@ class CallSession:
     async def _unreached(self, call: Call, emit: Emit) -> None:
         """The callee's connection never answered the invite: it is gone."""
         if self.phase is Phase.CALLING and not call.reached:
+            CALLS_ENDED.labels("unavailable").inc()
             await self._signal(call, "end", reason="cancelled")
             emit(encode(Unavailable(data=NameData(name=call.peer))))
             await self._reset()
@@ -361,6 +368,7 @@ class CallSession:
             if self.call is not None:
                 _disarm(self.call)
                 if self.name is not None:
+                    CALLS_ENDED.labels("disconnected").inc()
                     await self._signal(self.call, "end", reason="disconnected")
                 self.call = None
             if self.name is not None and await self.services.directory.release(self.name, self.sid):

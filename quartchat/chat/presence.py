@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from ..metrics import ROOMS_WITH_MEMBERS
+
 
 class Presence:
     def __init__(self) -> None:
@@ -18,6 +20,7 @@ class Presence:
         """Count one more socket of ``user`` in ``room``; True if it is the user's first."""
         sockets = self._rooms.setdefault(room, Counter())
         sockets[user] += 1
+        ROOMS_WITH_MEMBERS.set(len(self._rooms))
         return sockets[user] == 1
 
     async def leave(self, room: str, user: str) -> bool:
@@ -31,6 +34,7 @@ class Presence:
         del sockets[user]
         if not sockets:
             del self._rooms[room]
+            ROOMS_WITH_MEMBERS.set(len(self._rooms))
         return True
 
     async def members(self, room: str) -> list[str]:

@@ -28,6 +28,7 @@ from ..messages import (
     error_frame,
     parse_room_frame,
 )
+from ..metrics import chat_delivered
 from ..services import Services
 from ..sockets import PROTOCOL, CloseCode, CloseSocket, run_duplex
 from ..store import NewMessage, StoredMessage, StoreUnavailable
@@ -64,6 +65,7 @@ class RoomSession:
                     lambda: self._send(inbox, since),
                     inbox,
                     self.services.sockets,
+                    "room",
                 )
             finally:
                 if await presence.leave(self.room, self.user):
@@ -92,6 +94,8 @@ class RoomSession:
             elif not (self.extended or text.startswith(ERROR_PREFIX)):
                 continue  # the seed dialect knows chat messages and errors only
             await websocket.send(text)
+            if text.startswith(CHAT_PREFIX):
+                chat_delivered(text)
 
     async def _replay(self, since: int | None) -> int:
         """Send the member list and the history (or what came after ``since``); return the
