@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import CONFIG_ENV, ConfigError, load_settings
 from .serving import check_serving, serve
+from .workers import serve_workers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"quartchat: {error}", file=sys.stderr)
         return 2
-    return serve(settings)
+    return serve_workers(settings) if settings.server.workers > 1 else serve(settings)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Prometheus metrics: the metric objects, tiny helpers the sockets call, and ``/metrics``.
 
-In prometheus-client's multiprocess mode (``$PROMETHEUS_MULTIPROC_DIR`` set before the worker
-processes start, each writing its figures there), whichever worker answers ``/metrics`` reports every worker's counters and histograms added up, open
+With several workers (``server.workers`` > 1) the ``quartchat`` command runs prometheus-client
+in multiprocess mode (``$PROMETHEUS_MULTIPROC_DIR``, a private directory per run): whichever
+worker answers ``/metrics`` reports every worker's counters and histograms added up, open
 sockets summed, the broker as connected only when every worker's is, and rooms with members
 per worker (a ``pid`` label; presence is per process, so a room can count on two workers).
 """
