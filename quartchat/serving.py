@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -12,6 +13,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 
 from .config import ConfigError, Settings
+from .logs import ACCESS_LOGGER, ERROR_LOGGER, configure_logging
 from .services import EXTENSION
 
 APPLICATION_PATH = "quartchat:create_app()"
@@ -42,8 +44,8 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.application_path = APPLICATION_PATH
     config.bind = [settings.server.bind]
     config.websocket_max_message_size = settings.limits.frame_max_bytes
-    config.accesslog = "-"
-    config.errorlog = "-"
+    config.accesslog = logging.getLogger(ACCESS_LOGGER)  # set up by configure_logging
+    config.errorlog = logging.getLogger(ERROR_LOGGER)
     if settings.server.certfile:
         config.certfile = settings.server.certfile
         config.keyfile = settings.server.keyfile
@@ -52,6 +54,7 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
 
 def serve(settings: Settings) -> int:
     """Serve in this process until SIGINT or SIGTERM; return the exit code."""
+    configure_logging(settings.server.log_format)
     asyncio.run(serve_app(hypercorn_config(settings)))
     return 0
 

@@ -32,6 +32,7 @@ from types import FrameType
 from hypercorn.config import Sockets
 
 from .config import Settings
+from .logs import configure_logging
 from .metrics import MULTIPROCESS_ENV
 from .serving import GOODBYE_SECONDS, STOP_SIGNALS, hypercorn_config, serve_app
 from .store import MessageStore
@@ -44,6 +45,7 @@ EXIT_GRACE_SECONDS = 5.0  # past the workers' own shutdown time, before they are
 def serve_workers(settings: Settings) -> int:
     """Serve with ``settings.server.workers`` processes until SIGINT or SIGTERM, or until a
     worker ends; return the exit code (0 when every worker exited cleanly)."""
+    configure_logging(settings.server.log_format)
     asyncio.run(_create_schema(settings.store.url))
     config = hypercorn_config(settings)
     config.workers = settings.server.workers  # Hypercorn then binds with SO_REUSEPORT
@@ -124,6 +126,7 @@ def _spawn(settings: Settings, sockets: Sockets) -> _Worker:
 
 def _work(settings: Settings, sockets: Sockets, parent: Connection) -> None:
     """A worker process: serve the app on the parent's sockets until told to stop."""
+    configure_logging(settings.server.log_format)
     config = hypercorn_config(settings)
     listening = sockets.secure_sockets if config.ssl_enabled else sockets.insecure_sockets
     # Hypercorn's fd:// bind serves an inherited socket (detached: Hypercorn's now).

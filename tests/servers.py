@@ -3,6 +3,7 @@ port, started and stopped by tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -37,7 +38,9 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | subprocess.Popen
 class LiveServer:
     """``python -m quartchat`` in a subprocess; restartable on the same port and database."""
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str] | None = None, stderr_apart: bool = False
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.env = {
@@ -46,7 +49,8 @@ class LiveServer:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = workdir / "server.log"
+        self.log = workdir / "server.log"  # stdout, and stderr too unless stderr_apart
+        self.error_log = workdir / "server.err" if stderr_apart else self.log
 
     @property
     def http_url(self) -> str:
@@ -57,13 +61,19 @@ class LiveServer:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
+        with contextlib.ExitStack() as files:
+            log = files.enter_context(self.log.open("ab"))
+            errors = (
+                subprocess.STDOUT
+                if self.error_log == self.log
+                else files.enter_context(self.error_log.open("ab"))
+            )
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "quartchat", "--bind", f"127.0.0.1:{self.port}"],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=errors,
             )
         try:
             wait_for_port(self.port, self.process)
