@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 20.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -33,6 +34,21 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | subprocess.Popen
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listened on port {port} within {START_TIMEOUT_SECONDS}s")
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """``python -m quartchat ARGS`` to completion, without the caller's QUARTCHAT_* settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QUARTCHAT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "quartchat", *args],
+        env={**clean, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 class LiveServer:
