@@ -10,7 +10,7 @@ from typing import Any
 from quart import Quart
 from quart_schema import Info, QuartSchema
 
-from . import apidocs, errors, health, pages, security, services
+from . import apidocs, errors, health, metrics, pages, security, services
 from .call.views import bp as call_bp
 from .chat.views import bp as chat_bp
 from .config import load_settings
@@ -46,7 +46,7 @@ def create_app(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Quar
     services.init_app(app, settings)
     errors.init_app(app)
     security.init_app(app)
-    for blueprint in (pages.bp, chat_bp, call_bp, health.bp, apidocs.bp):
+    for blueprint in (pages.bp, chat_bp, call_bp, health.bp, metrics.bp, apidocs.bp):
         app.register_blueprint(blueprint)
     return app
 

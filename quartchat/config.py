@@ -12,7 +12,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -46,6 +46,11 @@ class ServerConfig(_Section):
         "",
         description="Signs the session cookie that lets a reloaded page reclaim its call name. "
         "Empty: a random key, shared through Redis by every process when the broker is Redis.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="json: the access log (stdout) and every other log (stderr) are one JSON "
+        "object per line.",
     )
 
     @field_validator("bind")

@@ -14,9 +14,10 @@ from quart import (
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
+from .broker import BrokerUnavailable
 from .store import StoreUnavailable
 
-JSON_PREFIXES = ("/api/", "/healthz", "/openapi.json", "/ws/")
+JSON_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics", "/openapi.json", "/ws/")
 
 
 class ApiError(BaseModel):
@@ -38,6 +39,10 @@ def init_app(app: Quart) -> None:
             for problem in problems
         )
         return ApiError(error="invalid_request", message=detail or str(error)).model_dump(), 400
+
+    @app.errorhandler(BrokerUnavailable)
+    async def broker_unavailable(error: BrokerUnavailable) -> ResponseReturnValue:
+        return ApiError(error="broker_unavailable", message=str(error)).model_dump(), 503
 
     @app.errorhandler(StoreUnavailable)
     async def store_unavailable(error: StoreUnavailable) -> ResponseReturnValue:

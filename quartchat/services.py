@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import uuid
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from quart import Quart, current_app
 from redis.asyncio import Redis
 
+from .aio import cancel_and_wait
 from .broker import Broker, BrokerUnavailable, broker_from_url
 from .broker.redis import shared_state_client, unavailable_on_failure
 from .call.directory import Directory, LocalDirectory
@@ -19,6 +21,7 @@ from .chat.redis_presence import RedisPresence
 from .chat.writer import ChatWriter
 from .config import Settings
 from .leases import LeaseKeeper
+from .metrics import watch_broker
 from .sockets import OpenSockets
 from .store import MessageStore
 
@@ -54,18 +57,22 @@ def init_app(app: Quart, settings: Settings) -> Services:
     )
     leases = LeaseKeeper(presence, directory, broker, settings.broker.lease_seconds)
     app.extensions[EXTENSION] = services
+    watcher: asyncio.Task[None] | None = None
 
     @app.before_serving
     async def start() -> None:
+        nonlocal watcher
         if shared is not None and not settings.server.secret_key:
             app.secret_key = await _shared_secret(shared, settings.broker.namespace)
         await store.open()
         await broker.start()
         await services.writer.start()
         await leases.start()
+        watcher = asyncio.create_task(watch_broker(broker), name="broker-metrics")
 
     @app.after_serving
     async def stop() -> None:
+        await cancel_and_wait(watcher)
         await leases.stop()
         await services.writer.stop()
         await broker.stop()

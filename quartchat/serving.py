@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.run import run
 
 from .config import ConfigError, Settings
+from .logs import ACCESS_LOGGER, ERROR_LOGGER, configure_logging
 from .services import EXTENSION
 
 APPLICATION_PATH = "quartchat:create_app()"
 GOODBYE_SECONDS = 2.0  # how long a shutdown waits for sockets to close with 1001
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def check_serving(settings: Settings) -> None:
@@ -33,15 +36,16 @@ def check_serving(settings: Settings) -> None:
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
-    """HTTP/1.1 and HTTP/2: h2 by ALPN with TLS, h2c (upgrade or prior knowledge) without."""
+    """HTTP/1.1 and HTTP/2: h2 by ALPN with TLS, h2c (upgrade or prior knowledge) without.
+
+    The config of one worker process: several workers are run by :mod:`.workers`, not by
+    Hypercorn's own runner."""
     config = HypercornConfig()
     config.application_path = APPLICATION_PATH
     config.bind = [settings.server.bind]
-    if settings.server.workers > 1:
-        config.workers = settings.server.workers
     config.websocket_max_message_size = settings.limits.frame_max_bytes
-    config.accesslog = "-"
-    config.errorlog = "-"
+    config.accesslog = logging.getLogger(ACCESS_LOGGER)  # set up by configure_logging
+    config.errorlog = logging.getLogger(ERROR_LOGGER)
     if settings.server.certfile:
         config.certfile = settings.server.certfile
         config.keyfile = settings.server.keyfile
@@ -49,24 +53,33 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
 
 
 def serve(settings: Settings) -> int:
-    """Serve until SIGINT or SIGTERM; return the exit code."""
-    config = hypercorn_config(settings)
-    if settings.server.workers > 1:
-        return run(config)  # Hypercorn's own runner spawns the worker processes
-    asyncio.run(_serve_in_process(config))
+    """Serve in this process until SIGINT or SIGTERM; return the exit code."""
+    configure_logging(settings.server.log_format)
+    asyncio.run(serve_app(hypercorn_config(settings)))
     return 0
 
 
-async def _serve_in_process(config: HypercornConfig) -> None:
-    """One worker in this process.  On a signal, every websocket is closed with 1001
-    ("going away") before Hypercorn stops, so browsers reconnect at once and resume."""
+async def serve_app(config: HypercornConfig, parent: Connection | None = None) -> None:
+    """Serve the app in this process until SIGINT or SIGTERM, or until ``parent`` (a worker's
+    end of a pipe from the process that started it) is closed at the other end.
+
+    Then every websocket is closed with 1001 ("going away") before Hypercorn stops
+    listening and finishes, so browsers reconnect at once and resume.
+    """
     from . import create_app
 
     app = create_app()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stopping.set)
+    if parent is not None:
+
+        def parent_says_stop() -> None:
+            loop.remove_reader(parent.fileno())  # readable until read: do not spin on it
+            stopping.set()
+
+        loop.add_reader(parent.fileno(), parent_says_stop)
 
     async def shutdown_trigger() -> None:
         await stopping.wait()

@@ -6,17 +6,20 @@ import asyncio
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from enum import IntEnum
-from typing import Any
+from typing import Any, Literal
 
 from quart import websocket
 
 from .broker import Broker, BrokerUnavailable, SlowConsumer, Subscriber
+from .metrics import OPEN_SOCKETS
 
 CLOSE_TIMEOUT_SECONDS = 5.0
 
 # Clients opt into every event type (presence, typing, history, ...) with this subprotocol;
 # without it a socket speaks exactly the seed's protocol.
 PROTOCOL = "quartchat.v1"
+
+SocketKind = Literal["room", "call"]
 
 
 class CloseCode(IntEnum):
@@ -71,6 +74,7 @@ async def run_duplex(
     inbox: Subscriber,
     sockets: OpenSockets,
     broker: Broker,
+    kind: SocketKind,
 ) -> None:
     """Run a socket's receive and send loops together until one ends or fails.
 
@@ -82,7 +86,7 @@ async def run_duplex(
     cancels the handler, and so this whole group, at its current await.
     """
     try:
-        with sockets.track():
+        with sockets.track(), OPEN_SOCKETS.labels(kind).track_inprogress():
             async with asyncio.TaskGroup() as group:
                 group.create_task(receive(), name="socket-receive")
                 group.create_task(send(), name="socket-send")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +104,13 @@ async def assert_silent(connection: Any, seconds: float = 0.3) -> None:
     except TimeoutError:
         return
     raise AssertionError(f"unexpected frame: {frame}")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 10.0, every: float = 0.05
+) -> None:
+    """Return once ``check()`` is true, asking every ``every`` seconds; fail after ``timeout``
+    (for the state of another process, which has no event to wait on)."""
+    async with asyncio.timeout(timeout):
+        while not await check():  # noqa: ASYNC110
+            await asyncio.sleep(every)

@@ -3,6 +3,7 @@ port, started and stopped by tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 START_TIMEOUT_SECONDS = 20.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -34,10 +36,27 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | subprocess.Popen
     raise RuntimeError(f"nothing listened on port {port} within {START_TIMEOUT_SECONDS}s")
 
 
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """``python -m quartchat ARGS`` to completion, without the caller's QUARTCHAT_* settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QUARTCHAT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "quartchat", *args],
+        env={**clean, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
 class LiveServer:
     """``python -m quartchat`` in a subprocess; restartable on the same port and database."""
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str] | None = None, stderr_apart: bool = False
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.env = {
@@ -46,7 +65,8 @@ class LiveServer:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = workdir / "server.log"
+        self.log = workdir / "server.log"  # stdout, and stderr too unless stderr_apart
+        self.error_log = workdir / "server.err" if stderr_apart else self.log
 
     @property
     def http_url(self) -> str:
@@ -57,13 +77,19 @@ class LiveServer:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        with self.log.open("ab") as log:
+        with contextlib.ExitStack() as files:
+            log = files.enter_context(self.log.open("ab"))
+            errors = (
+                subprocess.STDOUT
+                if self.error_log == self.log
+                else files.enter_context(self.error_log.open("ab"))
+            )
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "quartchat", "--bind", f"127.0.0.1:{self.port}"],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=errors,
             )
         try:
             wait_for_port(self.port, self.process)

@@ -76,8 +76,8 @@ async def test_bad_room_name_is_400(client: Any) -> None:
     assert (await response.get_json())["error"] == "invalid_room"
 
 
-async def test_healthz(client: Any) -> None:
-    response = await client.get("/healthz")
+async def test_readyz(client: Any) -> None:
+    response = await client.get("/readyz")
     assert response.status_code == 200
     assert await response.get_json() == {
         "status": "ok",
@@ -87,20 +87,34 @@ async def test_healthz(client: Any) -> None:
     }
 
 
-async def test_healthz_reports_a_broken_store(app: Quart, client: Any) -> None:
+async def test_readyz_reports_a_broken_store_while_healthz_stays_ok(
+    app: Quart, client: Any
+) -> None:
     services = app.extensions[EXTENSION]
     await services.store.close()
     services.store = MessageStore("sqlite+aiosqlite:////nonexistent/dir/chat.db")
-    response = await client.get("/healthz")
+    response = await client.get("/readyz")
     assert response.status_code == 503
     body = await response.get_json()
-    assert body["status"] == "fail" and body["broker"] == "ok"
+    assert body["status"] == "fail" and body["broker"] == "ok" and body["writer"] == "ok"
     assert body["store"].startswith("error:")
+    live = await client.get("/healthz")
+    assert live.status_code == 200 and await live.get_json() == {"status": "ok"}
+
+
+async def test_readyz_reports_a_stopped_writer(app: Quart, client: Any) -> None:
+    await app.extensions[EXTENSION].writer.stop()
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert (await response.get_json())["writer"] == "error: not running"
 
 
 async def test_openapi_documents_the_api(client: Any) -> None:
     schema = await (await client.get("/openapi.json")).get_json()
-    assert {"/api/rooms", "/api/rooms/{room}/messages", "/healthz"} <= schema["paths"].keys()
+    documented = {"/api/rooms", "/api/rooms/{room}/messages", "/healthz", "/readyz", "/metrics"}
+    assert documented <= schema["paths"].keys()
+    readiness = schema["paths"]["/readyz"]["get"]["responses"]
+    assert {"200", "503"} <= readiness.keys()
     parameters = {
         p["name"] for p in schema["paths"]["/api/rooms/{room}/messages"]["get"]["parameters"]
     }

@@ -55,15 +55,16 @@ async def test_a_message_reaches_a_member_on_the_other_worker(
             assert (frame["user"], frame["message"]) == ("ada", "hello from worker one")
 
 
-async def test_healthz_follows_redis(tmp_path: Path, redis_server: RedisServer) -> None:
+async def test_readyz_follows_redis(tmp_path: Path, redis_server: RedisServer) -> None:
     app = create_app(overrides(tmp_path, redis_server.url))
     async with app.test_app():
         client = app.test_client()
-        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
         await asyncio.to_thread(redis_server.stop)
-        response = await client.get("/healthz")
+        response = await client.get("/readyz")
         assert response.status_code == 503
         assert (await response.get_json())["broker"].startswith("error: BrokerUnavailable")
+        assert (await client.get("/healthz")).status_code == 200  # alive all the same
 
 
 async def test_a_redis_outage_sends_clients_away_and_they_resume_after_it(

@@ -1,43 +1,22 @@
-"""Serving: the `quartchat` command, Hypercorn directly, HTTP/2 (h2c and h2 over TLS), the
-wheel carrying templates and static files."""
+"""Serving: the `quartchat` command, Hypercorn directly, HTTP/2 cleartext (h2c), the wheel
+carrying templates and static files.  TLS and h2 over it: test_devcert; several workers:
+test_workers."""
 
 from __future__ import annotations
 
-import json
 import os
-import ssl
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import trustme
-from websockets.asyncio.client import connect
 
 from quartchat.config import ConfigError, load_settings
 from quartchat.serving import check_serving
 
-from .conftest import receive_json
-from .servers import LiveServer, free_port, wait_for_port
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
-) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("QUARTCHAT_")}
-    return subprocess.run(
-        [sys.executable, "-m", "quartchat", *args],
-        env={**clean, **(env or {})},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+from .servers import ROOT, LiveServer, free_port, run_cli, wait_for_port
 
 
 def test_bad_config_stops_start_up_naming_the_key(tmp_path: Path) -> None:
@@ -123,45 +102,6 @@ async def test_http2_cleartext_prior_knowledge(server: LiveServer) -> None:
         response = await client.get(f"{server.http_url}/api/rooms")
     assert response.http_version == "HTTP/2"
     assert response.json() == {"rooms": []}
-
-
-def trusting(authority: trustme.CA) -> ssl.SSLContext:
-    """A fresh context per client: httpx sets ALPN (h2) on the context it is given."""
-    context = ssl.create_default_context()
-    authority.configure_trust(context)
-    return context
-
-
-@pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[LiveServer, trustme.CA]]:
-    authority = trustme.CA()
-    certificate = authority.issue_cert("127.0.0.1", "localhost")
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    certificate.private_key_and_cert_chain_pem.write_to_path(str(certfile))
-    certificate.private_key_pem.write_to_path(str(keyfile))
-    live = LiveServer(
-        tmp_path,
-        env={"QUARTCHAT_SERVER_CERTFILE": str(certfile), "QUARTCHAT_SERVER_KEYFILE": str(keyfile)},
-    )
-    live.start()
-    try:
-        yield live, authority
-    finally:
-        live.stop()
-
-
-async def test_tls_negotiates_http2_and_serves_websockets(
-    tls_server: tuple[LiveServer, trustme.CA],
-) -> None:
-    live, authority = tls_server
-    async with httpx.AsyncClient(http2=True, verify=trusting(authority), timeout=5) as client:
-        response = await client.get(f"https://127.0.0.1:{live.port}/healthz")
-    assert response.http_version == "HTTP/2"  # chosen by ALPN
-    assert response.json()["status"] == "ok"
-    url = f"wss://127.0.0.1:{live.port}/ws/room/secure/ada/"
-    async with connect(url, ssl=trusting(authority)) as ada:
-        await ada.send(json.dumps({"message": "over TLS"}))
-        assert (await receive_json(ada))["message"] == "over TLS"
 
 
 @pytest.fixture(scope="module")

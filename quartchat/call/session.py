@@ -24,6 +24,7 @@ from quart import websocket
 from ..broker import BrokerUnavailable, Subscriber
 from ..chat.rules import TokenBucket
 from ..messages import FrameError
+from ..metrics import CALLS_ANSWERED, CALLS_ENDED, CALLS_STARTED
 from ..services import Services
 from ..sockets import CloseCode, CloseSocket, run_duplex
 from ..topics import CALL_DIRECTORY_TOPIC, user_topic
@@ -123,6 +124,7 @@ class CallSession:
                     inbox,
                     self.services.sockets,
                     broker,
+                    "call",
                 )
             finally:
                 await self._leave()
@@ -161,6 +163,7 @@ class CallSession:
                 raise FrameError("no_such_call", f"{frame.data.caller} is not calling you.")
             self.phase = Phase.IN_CALL
             _disarm(call)
+            CALLS_ANSWERED.inc()
             await self._signal(call, "accept", rtc=frame.data.rtcMessage.model_dump())
         elif isinstance(frame, SendCandidate):
             call = self._current(None, frame.data.user)
@@ -212,6 +215,7 @@ class CallSession:
             return
         call = self.call = Call(secrets.token_urlsafe(12), callee, entry.sid)
         self.phase = Phase.CALLING
+        CALLS_STARTED.inc()
         await self._publish_status("busy")
         await self._signal(call, "invite", rtc=offer.model_dump())
         self._arm(call, self.settings.reach_timeout_seconds, self._unreached)
@@ -285,6 +289,7 @@ class CallSession:
     async def _invited(self, signal: Signal, emit: Emit) -> None:
         caller_call = Call(signal.call, signal.sender, signal.sender_sid)
         if self.phase is not Phase.IDLE or signal.rtc is None:
+            CALLS_ENDED.labels("busy").inc()
             await self._signal(caller_call, "busy")
             return
         self.call = caller_call
@@ -313,7 +318,8 @@ class CallSession:
         emit(encode(CallEnded(data=EndedData(name=call.peer, reason=reason))))
         self._reset()
         await self._publish_status("available")
-        if tell_peer:
+        if tell_peer:  # this side ends the call: it counts it
+            CALLS_ENDED.labels(reason).inc()
             await self._signal(call, "end", reason=reason)
 
     def _reset(self) -> None:
@@ -369,6 +375,7 @@ class CallSession:
     async def _unreached(self, call: Call, emit: Emit) -> None:
         """The callee's connection never answered the invite: it is gone."""
         if self.phase is Phase.CALLING and not call.reached:
+            CALLS_ENDED.labels("unavailable").inc()
             emit(encode(Unavailable(data=NameData(name=call.peer))))
             self._reset()
             await self._publish_status("available")
@@ -394,6 +401,7 @@ class CallSession:
                 if call is not None:
                     _disarm(call)
                     if self.name is not None:
+                        CALLS_ENDED.labels("disconnected").inc()
                         await self._signal(call, "end", reason="disconnected")
             finally:
                 if self.name is not None and await self.services.directory.release(

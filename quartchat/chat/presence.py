@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Protocol
 
+from ..metrics import ROOMS_WITH_MEMBERS
+
 
 class Presence(Protocol):
     async def join(self, room: str, user: str) -> bool:
@@ -38,6 +40,7 @@ class LocalPresence:
     async def join(self, room: str, user: str) -> bool:
         sockets = self._rooms.setdefault(room, Counter())
         sockets[user] += 1
+        ROOMS_WITH_MEMBERS.set(len(self._rooms))
         return sockets[user] == 1
 
     async def leave(self, room: str, user: str) -> bool:
@@ -50,6 +53,7 @@ class LocalPresence:
         del sockets[user]
         if not sockets:
             del self._rooms[room]
+            ROOMS_WITH_MEMBERS.set(len(self._rooms))
         return True
 
     async def members(self, room: str) -> list[str]:

@@ -30,6 +30,7 @@ from ..messages import (
     error_frame,
     parse_room_frame,
 )
+from ..metrics import chat_delivered
 from ..services import Services
 from ..sockets import PROTOCOL, CloseCode, CloseSocket, run_duplex
 from ..store import NewMessage, StoredMessage, StoreUnavailable
@@ -71,6 +72,7 @@ class RoomSession:
                     inbox,
                     self.services.sockets,
                     broker,
+                    "room",
                 )
             finally:
                 if await presence.leave(self.room, self.user):
@@ -114,7 +116,7 @@ class RoomSession:
                 held[message_id] = text
                 while last_id + 1 in held:
                     last_id += 1
-                    await websocket.send(held.pop(last_id))
+                    await self._deliver(held.pop(last_id))
             elif self.extended or text.startswith(ERROR_PREFIX):
                 await websocket.send(text)  # the seed dialect knows chat messages and errors only
 
@@ -129,7 +131,7 @@ class RoomSession:
                 if not page:
                     break
                 for stored in page:
-                    await websocket.send(encode(chat_message(stored)))
+                    await self._deliver(encode(chat_message(stored)))
                 last_id = page[-1].id
         except StoreUnavailable:
             await self._store_failed()
@@ -137,8 +139,12 @@ class RoomSession:
             del held[message_id]
         while last_id + 1 in held:
             last_id += 1
-            await websocket.send(held.pop(last_id))
+            await self._deliver(held.pop(last_id))
         return last_id
+
+    async def _deliver(self, text: str) -> None:
+        await websocket.send(text)
+        chat_delivered(text)
 
     async def _store_failed(self) -> NoReturn:
         """Without the store there is no gap-free stream: tell the client to come back."""

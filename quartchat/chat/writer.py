@@ -13,6 +13,7 @@ import logging
 from ..aio import cancel_and_wait
 from ..broker import Broker
 from ..messages import ChatMessage, encode
+from ..metrics import CHAT_ACCEPTED
 from ..store import MessageStore, NewMessage, StoredMessage, StoreUnavailable
 from ..topics import room_topic
 
@@ -85,6 +86,7 @@ class ChatWriter:
                 if not waiter.done():
                     waiter.set_exception(StoreUnavailable("the message store is unavailable"))
             return False
+        CHAT_ACCEPTED.inc(sum(appended.new for appended in stored))
         for appended, (_, waiter) in zip(stored, batch, strict=True):
             message = appended.message
             if appended.new:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, ResponseReturnValue, redirect, render_template, request, url_for
 from quart_schema import hide
 
+from ..broker import BrokerUnavailable
 from ..call.identity import ensure_device
 from ..names import ROOM_MAX, USER_MAX, InvalidName, check_room, check_user
 from ..services import services
@@ -81,13 +82,21 @@ def _valid_user(name: str) -> str:
     return name
 
 
+async def _active_rooms() -> list[tuple[str, int]]:
+    """Without the broker (Redis) nobody can chat, but the page still opens."""
+    try:
+        return await services().presence.rooms()
+    except BrokerUnavailable:
+        return []
+
+
 async def _render_index(room: str, user: str, errors: dict[str, str]) -> str:
     return await render_template(
         "index.html",
         room=room,
         user=user,
         errors=errors,
-        active_rooms=await services().presence.rooms(),
+        active_rooms=await _active_rooms(),
         room_max=ROOM_MAX,
         user_max=USER_MAX,
     )
