@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from quart.typing import TestClientProtocol
 
 from quartchat import create_app
 
+from . import databases
 from .servers import LiveServer
 
 RECEIVE_TIMEOUT_SECONDS = 5.0
@@ -20,6 +22,45 @@ RECEIVE_TIMEOUT_SECONDS = 5.0
 @pytest.fixture
 def settings_overrides(tmp_path: Path) -> dict[str, dict[str, Any]]:
     return {"store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"}}
+
+
+@pytest.fixture(scope="session")
+def postgresql_database() -> Iterator[str]:
+    """A database of this test session's own on a real PostgreSQL, dropped at the end.
+
+    The server is ``$DATABASE_URL``, else the local one on 127.0.0.1:5432 (user postgres,
+    trust auth).  With neither, the tests that need it skip, or fail under CI (``$CI``).
+    """
+    server = databases.postgres_server()
+    if server is None:
+        reason = "no PostgreSQL: set $DATABASE_URL or run one on 127.0.0.1:5432"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    database = asyncio.run(databases.create_database(server))
+    try:
+        yield databases.url_text(database)
+    finally:
+        asyncio.run(databases.drop_database(server, database))
+
+
+@pytest.fixture
+async def postgresql_url(postgresql_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    await databases.empty_database(postgresql_database)
+    return postgresql_database
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The URL of an empty database, once for each dialect the store supports."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select, text, tuple_
+from sqlalchemy import event, make_url, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -25,7 +25,7 @@ class StoreUnavailable(Exception):
 def _failures() -> Iterator[None]:
     try:
         yield
-    except (SQLAlchemyError, OSError) as error:
+    except (SQLAlchemyError, OSError) as error:  # OSError: asyncpg's refused or timed out
         raise StoreUnavailable(str(error).splitlines()[0]) from error
 
 
@@ -68,15 +68,19 @@ class MessageStore:
     """
 
     def __init__(self, url: str) -> None:
-        self._engine = create_async_engine(url)
+        # PostgreSQL: check a pooled connection before use, so that a server restart costs
+        # a reconnect rather than the next batch of messages.
+        server = make_url(url).get_backend_name() != "sqlite"
+        self._engine = create_async_engine(url, pool_pre_ping=server)
         self._dialect = self._engine.dialect.name
         if self._dialect == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _tune_sqlite)
 
     async def open(self) -> None:
         """Create the schema if it is missing."""
-        async with self._engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
+        with _failures():
+            async with self._engine.begin() as connection:
+                await connection.run_sync(metadata.create_all)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -110,7 +114,9 @@ class MessageStore:
                 if key is not None:
                     first_copy[key] = position
         next_id = {}
-        for room, count in Counter(batch[position].room for position in fresh).items():
+        # Rooms in name order: concurrent writers (processes) lock their rows in one order,
+        # so they queue instead of deadlocking.
+        for room, count in sorted(Counter(batch[position].room for position in fresh).items()):
             next_id[room] = await self._advance_counter(connection, room, count) - count + 1
         stored: dict[int, StoredMessage] = {}
         for position in fresh:
