@@ -94,7 +94,7 @@ async def test_unreachable_postgresql_is_unavailable(postgresql_url: str) -> Non
     ]:
         broken = MessageStore(url)
         try:
-            for call in (broken.ping, broken.open):
+            for call in (broken.ping, broken.open, broken.revisions):
                 with pytest.raises(StoreUnavailable, match=expected):
                     await call()
             with pytest.raises(StoreUnavailable, match=expected):

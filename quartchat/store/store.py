@@ -14,7 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from .schema import messages, metadata, rooms
+from . import migrate
+from .schema import messages, rooms
 
 
 class StoreUnavailable(Exception):
@@ -77,10 +78,27 @@ class MessageStore:
             event.listen(self._engine.sync_engine, "connect", _tune_sqlite)
 
     async def open(self) -> None:
-        """Create the schema if it is missing."""
+        """Check the schema; an empty database is migrated to head first.
+
+        Raises :class:`~quartchat.store.migrate.SchemaMismatch` when the database is at
+        another revision (or none), and :class:`StoreUnavailable` when it cannot be reached.
+        """
         with _failures():
             async with self._engine.begin() as connection:
-                await connection.run_sync(metadata.create_all)
+                await connection.run_sync(migrate.prepare)
+
+    async def upgrade(self) -> migrate.Revisions:
+        """Migrate the database to head (``quartchat db upgrade``); return the revisions
+        before."""
+        with _failures():
+            async with self._engine.begin() as connection:
+                return await connection.run_sync(migrate.upgrade)
+
+    async def revisions(self) -> migrate.Revisions:
+        """The database's schema revision and this version's head."""
+        with _failures():
+            async with self._engine.begin() as connection:
+                return await connection.run_sync(migrate.revisions)
 
     async def close(self) -> None:
         await self._engine.dispose()
