@@ -1,6 +1,8 @@
 """The ``quartchat`` command: settings -> Hypercorn config -> serve.
 
-    quartchat [--bind HOST:PORT] [--config PATH]
+    quartchat [--bind HOST:PORT] [--config PATH]    serve
+    quartchat db upgrade [--config PATH]            migrate the store's database to head
+    quartchat db current [--config PATH]            print its schema revision
 
 The flags reach the app through the same environment variables that configure it, so
 every worker process sees the same settings.
@@ -13,27 +15,43 @@ import os
 import sys
 from pathlib import Path
 
+from . import dbcommand
 from .config import CONFIG_ENV, ConfigError, load_settings
 from .serving import check_serving, serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="quartchat", description=__doc__.splitlines()[0])
-    parser.add_argument("--bind", help="HOST:PORT to listen on (server.bind)")
-    parser.add_argument("--config", help=f"path of config.toml (also ${CONFIG_ENV})")
-    args = parser.parse_args(argv)
-
+    args = _parser().parse_args(argv)
     if args.config:
         os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
     if args.bind:
         os.environ["QUARTCHAT_SERVER_BIND"] = args.bind
     try:
         settings = load_settings()
-        check_serving(settings)
+        if args.command is None:
+            check_serving(settings)
     except ConfigError as error:
         print(f"quartchat: {error}", file=sys.stderr)
         return 2
-    return serve(settings)
+    if args.command == "db":
+        return dbcommand.run(args.action, settings.store.url)
+    return dbcommand.check(settings.store.url) or serve(settings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    config_help = f"path of config.toml (also ${CONFIG_ENV})"
+    parser = argparse.ArgumentParser(prog="quartchat", description=__doc__.splitlines()[0])
+    parser.add_argument("--bind", help="HOST:PORT to listen on (server.bind)")
+    parser.add_argument("--config", help=config_help)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", help="none: serve")
+    db = commands.add_parser("db", help="the message store's schema migrations")
+    actions = db.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, summary in dbcommand.ACTIONS.items():
+        # SUPPRESS: an absent --config here keeps the one given before `db`.
+        actions.add_parser(action, help=summary, description=summary).add_argument(
+            "--config", default=argparse.SUPPRESS, help=config_help
+        )
+    return parser
 
 
 if __name__ == "__main__":

@@ -6,13 +6,24 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Callable
+from typing import TypeVar
 
-from sqlalchemy import URL, make_url, text
+from sqlalchemy import URL, Connection, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 LOCAL_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 CONNECT_TIMEOUT_SECONDS = 5
+
+# History in the tables quartchat made before it had migrations (metadata.create_all).
+PRE_MIGRATION_ROWS = [
+    "INSERT INTO rooms (name, last_id) VALUES ('a', 1)",
+    "INSERT INTO messages (room, id, author, text, created_at, client_id) "
+    "VALUES ('a', 1, 'ada', 'from before', CURRENT_TIMESTAMP, 'k-1')",
+]
+
+T = TypeVar("T")
 
 
 def postgres_server() -> URL | None:
@@ -49,15 +60,25 @@ async def empty_database(url: str) -> None:
     await _autocommit(make_url(url), "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
 
 
-async def execute(url: str, *statements: str) -> None:
-    """Run ``statements`` in one transaction on the database at ``url`` (any dialect)."""
+async def on_connection(url: str, work: Callable[[Connection], T]) -> T:
+    """``work(connection)`` on a synchronous connection to ``url`` (any dialect), in a
+    transaction."""
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.begin() as connection:
-            for statement in statements:
-                await connection.execute(text(statement))
+            return await connection.run_sync(work)
     finally:
         await engine.dispose()
+
+
+async def execute(url: str, *statements: str) -> None:
+    """Run ``statements`` in one transaction on the database at ``url`` (any dialect)."""
+
+    def run(connection: Connection) -> None:
+        for statement in statements:
+            connection.execute(text(statement))
+
+    await on_connection(url, run)
 
 
 async def _autocommit(database: URL, *statements: str) -> None:

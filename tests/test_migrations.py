@@ -15,13 +15,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from quartchat.store import MessageStore, NewMessage, Revisions, SchemaMismatch, migrate
 from quartchat.store.schema import metadata
 
-from .databases import execute
+from .databases import PRE_MIGRATION_ROWS, execute, on_connection
 
 HEAD = ScriptDirectory(migrate.SCRIPT_LOCATION).get_current_head()
 UPGRADE_HINT = "run `quartchat db upgrade`"
@@ -43,13 +41,6 @@ def downgrade() -> None:
     op.drop_table("notes")
 """
 
-# The tables quartchat made before it had migrations (metadata.create_all), with history.
-PRE_MIGRATION_ROWS = [
-    "INSERT INTO rooms (name, last_id) VALUES ('a', 1)",
-    "INSERT INTO messages (room, id, author, text, created_at, client_id) "
-    "VALUES ('a', 1, 'ada', 'from before', CURRENT_TIMESTAMP, 'k-1')",
-]
-
 
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[MessageStore]:
@@ -59,16 +50,6 @@ async def store(store_url: str) -> AsyncIterator[MessageStore]:
         yield instance
     finally:
         await instance.close()
-
-
-async def on_connection(url: str, work: Any) -> Any:
-    """``work(connection)`` on a plain synchronous connection to ``url``, in a transaction."""
-    engine = create_async_engine(url, poolclass=NullPool)
-    try:
-        async with engine.begin() as connection:
-            return await connection.run_sync(work)
-    finally:
-        await engine.dispose()
 
 
 def tables(connection: Connection) -> set[str]:

@@ -231,3 +231,12 @@ def test_a_regular_install_finds_its_templates_and_static(wheel: Path, tmp_path:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["200", "200"]
+    current = subprocess.run(
+        [str(python), "-m", "quartchat", "db", "current"],
+        cwd=tmp_path,
+        env={**os.environ, "QUARTCHAT_STORE_URL": "sqlite+aiosqlite:///installed.db"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert current.stdout.endswith(" (head)\n"), current.stderr
