@@ -2,7 +2,8 @@
 # Installs everything the test suite needs on a fresh machine, then runs it with pytest.
 #   Python: this project with its [test] extras (pytest, Playwright's driver, ...).
 #   Debian: Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never
-#   downloads a browser of its own).
+#   downloads a browser of its own), and PostgreSQL for the store's tests unless
+#   $DATABASE_URL is set or one listens on 127.0.0.1:5432 (see tests/postgres.sh).
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k browser`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +16,7 @@ if [ ! -x /usr/bin/chromium ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
 fi
+
+bash tests/postgres.sh
 
 exec python3 -m pytest "$@"
