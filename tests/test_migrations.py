@@ -52,6 +52,10 @@ async def store(store_url: str) -> AsyncIterator[MessageStore]:
         await instance.close()
 
 
+def journal_mode(connection: Connection) -> str:
+    return str(connection.exec_driver_sql("PRAGMA journal_mode").scalar())
+
+
 def tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
 
@@ -78,6 +82,9 @@ async def test_processes_starting_at_once_migrate_once(store_url: str) -> None:
         async with asyncio.timeout(30):
             await asyncio.gather(*(one.open() for one in stores))
         assert await stores[0].revisions() == Revisions(HEAD, HEAD)
+        if store_url.startswith("sqlite"):
+            mode = await on_connection(store_url, journal_mode)
+            assert mode == "wal"
     finally:
         for one in stores:
             await one.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -232,7 +234,11 @@ def _message(row: Any) -> StoredMessage:
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     """WAL: readers never block the writer; NORMAL sync survives a killed process."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # "database is locked", at once: a new file that another process (or engine) is
+    # switching or migrating at the same time.  WAL is a property of the file, which that
+    # connection sets, and this one follows it from its next transaction.
+    with contextlib.suppress(sqlite3.OperationalError):
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
