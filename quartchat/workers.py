@@ -35,7 +35,6 @@ from .config import Settings
 from .logs import configure_logging
 from .metrics import MULTIPROCESS_ENV
 from .serving import GOODBYE_SECONDS, STOP_SIGNALS, hypercorn_config, serve_app
-from .store import MessageStore
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,6 @@ def serve_workers(settings: Settings) -> int:
     """Serve with ``settings.server.workers`` processes until SIGINT or SIGTERM, or until a
     worker ends; return the exit code (0 when every worker exited cleanly)."""
     configure_logging(settings.server.log_format)
-    asyncio.run(_create_schema(settings.store.url))
     config = hypercorn_config(settings)
     config.workers = settings.server.workers  # Hypercorn then binds with SO_REUSEPORT
     socket_sets = [config.create_sockets() for _ in range(config.workers)]
@@ -66,14 +64,6 @@ def serve_workers(settings: Settings) -> int:
             for signum in STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_DFL)
             wakeup.close()
-
-
-async def _create_schema(url: str) -> None:
-    """Create the store's tables once, before the workers start: workers creating them at
-    the same moment race (SQLite: "table rooms already exists" in all but one)."""
-    store = MessageStore(url)
-    await store.open()
-    await store.close()
 
 
 class _Wakeup:

@@ -13,6 +13,7 @@ from quart.typing import TestClientProtocol
 
 from quartchat import create_app
 
+from . import databases
 from .browsers import browser, open_tab  # noqa: F401 - fixtures for the browser tests
 from .redis_server import RedisServer
 from .servers import LiveServer
@@ -25,9 +26,54 @@ def settings_overrides(tmp_path: Path) -> dict[str, dict[str, Any]]:
     return {"store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"}}
 
 
+@pytest.fixture(scope="session")
+def postgresql_database() -> Iterator[str]:
+    """A database of this test session's own on a real PostgreSQL, dropped at the end.
+
+    The server is ``$DATABASE_URL``, else the local one on 127.0.0.1:5432 (user postgres,
+    trust auth).  With neither, the tests that need it skip, or fail under CI (``$CI``).
+    """
+    server = databases.postgres_server()
+    if server is None:
+        reason = "no PostgreSQL: set $DATABASE_URL or run one on 127.0.0.1:5432"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    database = asyncio.run(databases.create_database(server))
+    try:
+        yield databases.url_text(database)
+    finally:
+        asyncio.run(databases.drop_database(server, database))
+
+
 @pytest.fixture
-async def app(settings_overrides: dict[str, dict[str, Any]]) -> AsyncIterator[Quart]:
-    application = create_app(settings_overrides)
+async def postgresql_url(postgresql_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    await databases.empty_database(postgresql_database)
+    return postgresql_database
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The URL of an empty database, once for each dialect the store supports."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture
+async def app(
+    settings_overrides: dict[str, dict[str, Any]], tmp_path: Path
+) -> AsyncIterator[Quart]:
+    """The app with ``settings_overrides``; a test that overrides other sections still
+    gets a database of its own."""
+    overrides = {"store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"}}
+    overrides.update(settings_overrides)
+    application = create_app(overrides)
     async with application.test_app():  # runs before_serving / after_serving
         yield application
 

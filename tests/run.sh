@@ -3,7 +3,9 @@
 #   Python: this project with its [test] extras (pytest, Playwright's driver, ...).
 #   Debian: Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never
 #   downloads a browser of its own), and redis-server for the Redis broker's tests (each
-#   test session starts a private one on a free port unless $REDIS_URL is set).
+#   test session starts a private one on a free port unless $REDIS_URL is set), and
+#   PostgreSQL for the store's tests unless $DATABASE_URL is set or one listens on
+#   127.0.0.1:5432 (see tests/postgres.sh).
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k browser`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,5 +21,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
+
+bash tests/postgres.sh
 
 exec python3 -m pytest "$@"

@@ -136,14 +136,18 @@ def test_wheel_ships_templates_and_static(wheel: Path) -> None:
         "quartchat/static/js/room.js",
         "quartchat/static/css/app.css",
         "quartchat/static/vendor/swagger-ui/swagger-ui-bundle.js",
+        "quartchat/store/migrations/env.py",
+        "quartchat/store/migrations/versions/0001_initial.py",
     ):
         assert expected in names
 
 
 INSTALLED_CHECK = """
 import asyncio, pathlib, quartchat
+from quartchat.store import migrate
 app = quartchat.create_app({"store": {"url": "sqlite+aiosqlite:///installed.db"}})
 assert "site-packages" in app.template_folder, app.template_folder
+assert "site-packages" in migrate.SCRIPT_LOCATION, migrate.SCRIPT_LOCATION
 
 async def main():
     async with app.test_app():
@@ -157,7 +161,8 @@ asyncio.run(main())
 
 
 def test_a_regular_install_finds_its_templates_and_static(wheel: Path, tmp_path: Path) -> None:
-    """`pip install .` (not editable): pages and assets come from site-packages."""
+    """`pip install .` (not editable): pages, assets and migrations come from site-packages
+    (the app migrates its empty database as it starts)."""
     venv = tmp_path / "venv"
     subprocess.run(
         [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120
@@ -177,3 +182,12 @@ def test_a_regular_install_finds_its_templates_and_static(wheel: Path, tmp_path:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["200", "200"]
+    current = subprocess.run(
+        [str(python), "-m", "quartchat", "db", "current"],
+        cwd=tmp_path,
+        env={**os.environ, "QUARTCHAT_STORE_URL": "sqlite+aiosqlite:///installed.db"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert current.stdout.endswith(" (head)\n"), current.stderr

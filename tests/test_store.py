@@ -1,22 +1,24 @@
+"""The message store, each test on SQLite and on PostgreSQL (`store_url`)."""
+
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
-from quartchat.store import MessageStore, NewMessage
+from quartchat.store import MessageStore, NewMessage, StoreUnavailable
+
+from . import databases
+from .servers import free_port
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
-
-
-@pytest.fixture
-async def store(url: str) -> AsyncIterator[MessageStore]:
-    instance = MessageStore(url)
+async def store(store_url: str) -> AsyncIterator[MessageStore]:
+    instance = MessageStore(store_url)
     await instance.open()
     try:
         yield instance
@@ -57,10 +59,10 @@ async def test_pages(store: MessageStore) -> None:
     assert await store.page("nowhere", limit=3) == []
 
 
-async def test_history_survives_reopen(url: str, store: MessageStore) -> None:
+async def test_history_survives_reopen(store_url: str, store: MessageStore) -> None:
     await store.append_many([NewMessage("a", "ada", "kept")])
     await store.close()
-    reopened = MessageStore(url)
+    reopened = MessageStore(store_url)
     await reopened.open()
     try:
         assert [m.text for m in await reopened.page("a", limit=5)] == ["kept"]
@@ -74,11 +76,51 @@ async def test_ping(store: MessageStore) -> None:
     await store.ping()
 
 
-async def test_ping_fails_for_unreachable_database(tmp_path: Path) -> None:
+async def test_ping_fails_for_unreachable_sqlite(tmp_path: Path) -> None:
     broken = MessageStore(f"sqlite+aiosqlite:///{tmp_path / 'missing-dir' / 'chat.db'}")
-    with pytest.raises(Exception, match="unable to open database"):
+    with pytest.raises(StoreUnavailable, match="unable to open database"):
         await broken.ping()
+    with pytest.raises(StoreUnavailable, match="unable to open database"):
+        await broken.open()
     await broken.close()
+
+
+async def test_unreachable_postgresql_is_unavailable(postgresql_url: str) -> None:
+    nothing_listens = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/quartchat"
+    no_such_database = make_url(postgresql_url).set(database="quartchat_missing")
+    for url, expected in [
+        (nothing_listens, "Connect call failed"),
+        (databases.url_text(no_such_database), "does not exist"),
+    ]:
+        broken = MessageStore(url)
+        try:
+            for call in (broken.ping, broken.open, broken.revisions):
+                with pytest.raises(StoreUnavailable, match=expected):
+                    await call()
+            with pytest.raises(StoreUnavailable, match=expected):
+                await broken.append_many([NewMessage("a", "ada", "lost")])
+            with pytest.raises(StoreUnavailable, match=expected):
+                await broken.page("a", limit=5)
+        finally:
+            await broken.close()
+
+
+async def test_a_postgresql_restart_costs_no_message(postgresql_url: str) -> None:
+    store = MessageStore(postgresql_url)
+    await store.open()
+    try:
+        await store.append_many([NewMessage("a", "ada", "before")])
+        # What a server restart does to the pooled connections: their backends end.
+        await databases.execute(
+            postgresql_url,
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        [after] = await store.append_many([NewMessage("a", "ada", "after")])
+        assert after.message.id == 2
+        await store.ping()
+    finally:
+        await store.close()
 
 
 async def test_a_resent_client_id_is_stored_once(store: MessageStore) -> None:
@@ -101,3 +143,28 @@ async def test_a_resent_client_id_is_stored_once(store: MessageStore) -> None:
         ("a", 3, True),
     ]
     assert [m.text for m in await store.page("a", limit=10)] == ["hello", "hi", "no id"]
+
+
+async def test_concurrent_stores_hand_out_gapless_ids(store_url: str, store: MessageStore) -> None:
+    """Two stores (as two server processes would) writing to the same rooms at once."""
+    other = MessageStore(store_url)
+    await other.open()
+    try:
+        batches = [
+            [
+                NewMessage(room, f"user{n}", f"{n}.{room}.{i}")
+                for room in ("ab" if n % 2 else "ba")  # rooms in either order
+                for i in range(3)
+            ]
+            + [NewMessage("b", f"user{n}", f"{n}.b.again", f"k-{n}")]
+            for n in range(20)
+        ]
+        async with asyncio.timeout(30):
+            await asyncio.gather(
+                *((store if n % 2 else other).append_many(batch) for n, batch in enumerate(batches))
+            )
+        for room, count in [("a", 60), ("b", 80)]:
+            ids = [m.id for m in await store.page(room, limit=100)]
+            assert ids == list(range(1, count + 1))
+    finally:
+        await other.close()

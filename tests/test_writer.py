@@ -1,9 +1,10 @@
+"""The group-committing writer, each test on SQLite and on PostgreSQL (`store_url`)."""
+
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -28,13 +29,8 @@ class CountingStore(MessageStore):
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
-
-
-@pytest.fixture
-async def parts(url: str) -> AsyncIterator[tuple[CountingStore, Broker, ChatWriter]]:
-    store, broker = CountingStore(url), broker_from_url("memory://")
+async def parts(store_url: str) -> AsyncIterator[tuple[CountingStore, Broker, ChatWriter]]:
+    store, broker = CountingStore(store_url), broker_from_url("memory://")
     await store.open()
     await broker.start()
     writer = ChatWriter(store, broker, batch_max=64)
@@ -73,10 +69,10 @@ async def test_post_returns_after_the_message_is_stored(
 
 
 async def test_failed_store_means_not_published(
-    parts: tuple[CountingStore, Broker, ChatWriter], url: str
+    parts: tuple[CountingStore, Broker, ChatWriter], store_url: str
 ) -> None:
     _, broker, writer = parts
-    engine = create_async_engine(url)
+    engine = create_async_engine(store_url)
     async with engine.begin() as connection:
         await connection.execute(text("DROP TABLE messages"))
     await engine.dispose()
@@ -110,7 +106,7 @@ async def test_one_unstorable_message_fails_alone(
     store, _, writer = parts
     posts = [
         writer.post(NewMessage("a", "ada", "fine 1")),
-        writer.post(NewMessage("a", "eve", "lone \ud800 surrogate")),  # SQLite cannot encode it
+        writer.post(NewMessage("a", "eve", "lone \ud800 surrogate")),  # no database encodes it
         writer.post(NewMessage("a", "bob", "fine 2")),
     ]
     results = await asyncio.gather(*posts, return_exceptions=True)
@@ -131,8 +127,8 @@ class FlakyBroker(Broker):
         await super().publish(topic, text)
 
 
-async def test_a_failed_publish_does_not_stop_the_writer(url: str) -> None:
-    store = MessageStore(url)
+async def test_a_failed_publish_does_not_stop_the_writer(store_url: str) -> None:
+    store = MessageStore(store_url)
     broker = FlakyBroker(MemoryBackend())
     await store.open()
     await broker.start()

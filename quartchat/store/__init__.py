@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from .migrate import Revisions, SchemaMismatch
 from .schema import MAX_ID
 from .store import Appended, MessageStore, NewMessage, StoredMessage, StoreUnavailable
 
-__all__ = ["MAX_ID", "Appended", "MessageStore", "NewMessage", "StoreUnavailable", "StoredMessage"]
+__all__ = [
+    "MAX_ID",
+    "Appended",
+    "MessageStore",
+    "NewMessage",
+    "Revisions",
+    "SchemaMismatch",
+    "StoreUnavailable",
+    "StoredMessage",
+]

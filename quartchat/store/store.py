@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -9,12 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select, text, tuple_
+from sqlalchemy import event, make_url, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from .schema import messages, metadata, rooms
+from . import migrate
+from .schema import messages, rooms
 
 
 class StoreUnavailable(Exception):
@@ -25,7 +28,7 @@ class StoreUnavailable(Exception):
 def _failures() -> Iterator[None]:
     try:
         yield
-    except (SQLAlchemyError, OSError) as error:
+    except (SQLAlchemyError, OSError) as error:  # OSError: asyncpg's refused or timed out
         raise StoreUnavailable(str(error).splitlines()[0]) from error
 
 
@@ -68,15 +71,36 @@ class MessageStore:
     """
 
     def __init__(self, url: str) -> None:
-        self._engine = create_async_engine(url)
+        # PostgreSQL: check a pooled connection before use, so that a server restart costs
+        # a reconnect rather than the next batch of messages.
+        server = make_url(url).get_backend_name() != "sqlite"
+        self._engine = create_async_engine(url, pool_pre_ping=server)
         self._dialect = self._engine.dialect.name
         if self._dialect == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _tune_sqlite)
 
     async def open(self) -> None:
-        """Create the schema if it is missing."""
-        async with self._engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
+        """Check the schema; an empty database is migrated to head first.
+
+        Raises :class:`~quartchat.store.migrate.SchemaMismatch` when the database is at
+        another revision (or none), and :class:`StoreUnavailable` when it cannot be reached.
+        """
+        with _failures():
+            async with self._engine.begin() as connection:
+                await connection.run_sync(migrate.prepare)
+
+    async def upgrade(self) -> migrate.Revisions:
+        """Migrate the database to head (``quartchat db upgrade``); return the revisions
+        before."""
+        with _failures():
+            async with self._engine.begin() as connection:
+                return await connection.run_sync(migrate.upgrade)
+
+    async def revisions(self) -> migrate.Revisions:
+        """The database's schema revision and this version's head."""
+        with _failures():
+            async with self._engine.begin() as connection:
+                return await connection.run_sync(migrate.revisions)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -110,7 +134,9 @@ class MessageStore:
                 if key is not None:
                     first_copy[key] = position
         next_id = {}
-        for room, count in Counter(batch[position].room for position in fresh).items():
+        # Rooms in name order: concurrent writers (processes) lock their rows in one order,
+        # so they queue instead of deadlocking.
+        for room, count in sorted(Counter(batch[position].room for position in fresh).items()):
             next_id[room] = await self._advance_counter(connection, room, count) - count + 1
         stored: dict[int, StoredMessage] = {}
         for position in fresh:
@@ -208,7 +234,11 @@ def _message(row: Any) -> StoredMessage:
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     """WAL: readers never block the writer; NORMAL sync survives a killed process."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # "database is locked", at once: a new file that another process (or engine) is
+    # switching or migrating at the same time.  WAL is a property of the file, which that
+    # connection sets, and this one follows it from its next transaction.
+    with contextlib.suppress(sqlite3.OperationalError):
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
