@@ -10,7 +10,7 @@ from typing import Any
 from quart import Quart
 from quart_schema import Info, QuartSchema
 
-from . import apidocs, errors, health, metrics, pages, security, services
+from . import apidocs, errors, health, metrics, pages, proxies, security, services
 from .call.views import bp as call_bp
 from .chat.views import bp as chat_bp
 from .config import load_settings
@@ -48,6 +48,7 @@ def create_app(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Quar
     security.init_app(app)
     for blueprint in (pages.bp, chat_bp, call_bp, health.bp, metrics.bp, apidocs.bp):
         app.register_blueprint(blueprint)
+    proxies.init_app(app, settings.server.trusted_proxies)
     return app
 
 

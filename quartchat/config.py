@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -52,6 +53,11 @@ class ServerConfig(_Section):
         description="json: the access log (stdout) and every other log (stderr) are one JSON "
         "object per line.",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty: nobody's.",
+    )
 
     @field_validator("bind")
     @classmethod
@@ -60,6 +66,18 @@ class ServerConfig(_Section):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8000")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ip_network(entry)
+            except ValueError as error:
+                raise ValueError(
+                    f"{error}: give IP addresses or networks, e.g. 127.0.0.1 or 10.0.0.0/24"
+                ) from None
+        return entries
 
 
 class BrokerConfig(_Section):

@@ -104,3 +104,15 @@ def test_broker_url_is_memory_or_redis() -> None:
         load_settings(environ={"QUARTCHAT_BROKER_URL": "redis:///0"})
     with pytest.raises(ConfigError, match=r"broker\.url: .*[Pp]ort"):
         load_settings(environ={"QUARTCHAT_BROKER_URL": "redis://cache:sixty/0"})
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    environ = {"QUARTCHAT_SERVER_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8, ::1"}
+    assert load_settings(environ=environ).server.trusted_proxies == [
+        "127.0.0.1",
+        "10.0.0.0/8",
+        "::1",
+    ]
+    for bad, problem in (("nginx.local", "does not appear"), ("10.0.0.1/8", "host bits set")):
+        with pytest.raises(ConfigError, match=rf"server\.trusted_proxies: .*{problem}.*networks"):
+            load_settings(environ={"QUARTCHAT_SERVER_TRUSTED_PROXIES": bad})
