@@ -21,6 +21,7 @@ import h2.settings
 import httpx
 import pytest
 from cryptography import x509
+from playwright.async_api import Browser, expect
 from websockets.asyncio.client import connect
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import TextMessage
@@ -183,3 +184,33 @@ async def test_a_websocket_over_http2_extended_connect(
         while (frame := await ada.receive_json())["type"] != "chat_message":
             pass
         assert frame["message"] == "over HTTP/2"
+
+
+async def test_room_chat_in_a_browser_over_https_and_http2(
+    dev_tls_server: tuple[LiveServer, Path], browser: Browser
+) -> None:
+    """Chromium on the dev certificate (accepted as a self-signed one, which is what a
+    developer clicks through): pages come over HTTP/2 and the room's websocket is wss://."""
+    live, _ = dev_tls_server
+    base = f"https://localhost:{live.port}"
+    pages = []
+    for user in ("alice", "bob"):
+        context = await browser.new_context(ignore_https_errors=True)
+        page = await context.new_page()
+        await page.goto(f"{base}/room/secure/{user}")
+        await expect(page.locator("#connection-state")).to_have_attribute("data-state", "connected")
+        pages.append(page)
+    alice = pages[0]
+    protocol = await alice.evaluate(
+        "() => performance.getEntriesByType('navigation')[0].nextHopProtocol"
+    )
+    assert protocol == "h2"
+    assert await alice.evaluate("() => window.isSecureContext")
+    box = alice.locator("#message-input")
+    await box.fill("over TLS, multiplexed")
+    await box.press("Enter")
+    for page in pages:
+        stored = page.locator("#messages .message[data-id] .text")
+        await expect(stored).to_have_text(["over TLS, multiplexed"])
+    for page in pages:
+        await page.context.close()

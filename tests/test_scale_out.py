@@ -1,4 +1,4 @@
-"""Two quartchat processes (real Hypercorn) sharing one Redis and one database: chat,
+"""Two quartchat processes (real Hypercorn) sharing one Redis and one PostgreSQL: chat,
 presence, room counts and calls behave as on one process; a killed process's people drop
 out within the lease, and its clients resume on the other without loss."""
 
@@ -24,12 +24,14 @@ LEASE_SECONDS = 2.0
 
 
 @pytest.fixture
-def pair(tmp_path: Path, redis_url: str) -> Iterator[tuple[LiveServer, LiveServer]]:
+def pair(
+    tmp_path: Path, redis_url: str, postgresql_url: str
+) -> Iterator[tuple[LiveServer, LiveServer]]:
     env = {
         "QUARTCHAT_BROKER_URL": redis_url,
         "QUARTCHAT_BROKER_NAMESPACE": f"test-{uuid.uuid4().hex[:12]}",
         "QUARTCHAT_BROKER_LEASE_SECONDS": str(LEASE_SECONDS),
-        "QUARTCHAT_STORE_URL": f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}",
+        "QUARTCHAT_STORE_URL": postgresql_url,
         "QUARTCHAT_LIMITS_RATE_BURST": "100",
     }
     servers = []
