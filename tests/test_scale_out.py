@@ -24,10 +24,17 @@ LEASE_SECONDS = 2.0
 
 
 @pytest.fixture
+def pair_env() -> dict[str, str]:
+    """More settings for both processes of `pair`."""
+    return {}
+
+
+@pytest.fixture
 def pair(
-    tmp_path: Path, redis_url: str, postgresql_url: str
+    tmp_path: Path, redis_url: str, postgresql_url: str, pair_env: dict[str, str]
 ) -> Iterator[tuple[LiveServer, LiveServer]]:
     env = {
+        **pair_env,
         "QUARTCHAT_BROKER_URL": redis_url,
         "QUARTCHAT_BROKER_NAMESPACE": f"test-{uuid.uuid4().hex[:12]}",
         "QUARTCHAT_BROKER_LEASE_SECONDS": str(LEASE_SECONDS),
@@ -222,3 +229,20 @@ async def test_a_reload_reclaims_the_call_name_on_another_process(
             assert stale.close_code == 4009
     finally:
         await stale.close()
+
+
+@pytest.mark.parametrize("pair_env", [{"QUARTCHAT_CALL_RING_TIMEOUT_SECONDS": "1.5"}])
+async def test_an_unanswered_call_across_processes_times_out_on_both(
+    pair: tuple[LiveServer, LiveServer],
+) -> None:
+    a, b = pair
+    ada, bob = await logged_in(a, "ada"), await logged_in(b, "bob")
+    try:
+        await ada.send(call_frame("call", name="bob", rtcMessage={"type": "offer", "sdp": ""}))
+        await receive_until(bob, "call_received")
+        for connection, other in ((ada, "bob"), (bob, "ada")):
+            ended = await receive_until(connection, "call_ended")
+            assert ended["data"] == {"name": other, "reason": "no_answer"}
+    finally:
+        for connection in (ada, bob):
+            await connection.close()
