@@ -115,10 +115,14 @@ async def test_presence_and_room_counts_agree_across_processes(
             for server in pair:
                 rooms = (await http.get(f"{server.http_url}/api/rooms")).json()["rooms"]
                 assert rooms == [{"name": "lobby", "members": 2}, {"name": "quiet", "members": 1}]
-        await bob_again.close()
-        await cy.send(json.dumps({"message": "still here"}))  # no member_left for bob's tab
+        await bob.send(json.dumps({"type": "typing"}))  # from B, seen on A
+        assert (await receive_until(ada, "typing"))["user"] == "bob"
+        await bob_again.close()  # bob's other tab is still open: bob stays
         async with room(b, "lobby", "dee") as dee:
             assert (await entered(dee))["members"] == ["ada", "bob", "dee"]
+            while (frame := await receive_json(ada))["type"] != "member_joined":
+                assert frame["type"] != "member_left", frame
+            assert frame["user"] == "dee"
 
 
 def call_frame(kind: str, **data: Any) -> str:
