@@ -4,8 +4,10 @@ isolated contexts (two people), a real server.  Media must really flow both ways
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from .browsers import DESKTOP, PHONE, OpenTab, Tab, screenshot
 from .servers import LiveServer
 
 POLL_SECONDS = 15.0
+README_CALL_SCREENSHOT = Path(__file__).parent.parent / "docs" / "call.png"
 
 # Records every RTCPeerConnection the page makes, so a test can read its statistics.
 RECORD_PEER_CONNECTIONS = """
@@ -135,6 +138,8 @@ async def test_a_video_call_flows_both_ways_then_mute_share_and_hang_up(
         bob.page.locator("#online-users .online-user[data-name=alice] .online-status")
     ).to_have_text("in a call")
     await screenshot(alice, "call-in-call-desktop.png")
+    if os.environ.get("UPDATE_SCREENSHOT") == "1":
+        await alice.page.screenshot(path=README_CALL_SCREENSHOT)
     await screenshot(bob, "call-in-call-phone.png")
 
     # both restart ICE at the same moment: perfect negotiation settles the glare, new ICE
