@@ -59,6 +59,16 @@ class ServerConfig(_Section):
         "and X-Forwarded-Proto are believed; empty: nobody's.",
     )
 
+    @field_validator("secret_key")
+    @classmethod
+    def _not_a_placeholder(cls, value: str) -> str:
+        if "CHANGE-ME" in value:
+            raise ValueError(
+                "still the example's placeholder: put a random key here (python3 -c "
+                "'import secrets; print(secrets.token_hex(32))'), or leave it empty"
+            )
+        return value
+
     @field_validator("bind")
     @classmethod
     def _host_and_port(cls, value: str) -> str:

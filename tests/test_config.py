@@ -116,3 +116,8 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
     for bad, problem in (("nginx.local", "does not appear"), ("10.0.0.1/8", "host bits set")):
         with pytest.raises(ConfigError, match=rf"server\.trusted_proxies: .*{problem}.*networks"):
             load_settings(environ={"QUARTCHAT_SERVER_TRUSTED_PROXIES": bad})
+
+
+def test_the_example_secret_placeholder_stops_start_up() -> None:
+    with pytest.raises(ConfigError, match=r"server.secret_key: .*placeholder"):
+        load_settings(environ={}, overrides={"server": {"secret_key": "CHANGE-ME-secret-key"}})
