@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -43,6 +44,11 @@ class ServerConfig(_Section):
     workers: int = Field(1, ge=1, le=64)
     certfile: str = ""
     keyfile: str = ""
+    quic_bind: str = Field(
+        "",
+        description="HOST:PORT (UDP) for HTTP/3 over QUIC, beside the TCP bind; needs TLS "
+        "and the h3 extra (pip install 'quartchat[h3]').  Empty: no HTTP/3.",
+    )
     secret_key: str = Field(
         "",
         description="Signs the session cookie that lets a reloaded page reclaim its call name. "
@@ -69,9 +75,11 @@ class ServerConfig(_Section):
             )
         return value
 
-    @field_validator("bind")
+    @field_validator("bind", "quic_bind")
     @classmethod
-    def _host_and_port(cls, value: str) -> str:
+    def _host_and_port(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "quic_bind" and not value:
+            return value
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8000")

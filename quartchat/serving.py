@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import signal
 from multiprocessing.connection import Connection
@@ -33,6 +34,11 @@ def check_serving(settings: Settings) -> None:
         path = getattr(settings.server, key)
         if path and not Path(path).is_file():
             raise ConfigError(f"server.{key}: file not found: {path}")
+    if settings.server.quic_bind:
+        if not settings.server.certfile:
+            raise ConfigError("server.quic_bind: HTTP/3 is always encrypted: set certfile/keyfile")
+        if importlib.util.find_spec("aioquic") is None:
+            raise ConfigError("server.quic_bind: HTTP/3 needs aioquic: pip install 'quartchat[h3]'")
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
@@ -49,6 +55,8 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     if settings.server.certfile:
         config.certfile = settings.server.certfile
         config.keyfile = settings.server.keyfile
+    if settings.server.quic_bind:  # Hypercorn then also sends alt-svc: h3 over TCP
+        config.quic_bind = [settings.server.quic_bind]
     return config
 
 

@@ -56,7 +56,11 @@ def serve_workers(settings: Settings) -> int:
                 workers = [_spawn(settings, sockets) for sockets in socket_sets]
             log.info("started %d workers: %s", len(workers), [w.process.pid for w in workers])
             for sockets in socket_sets:  # the workers hold copies: once they close theirs,
-                for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+                for sock in (
+                    *sockets.secure_sockets,
+                    *sockets.insecure_sockets,
+                    *sockets.quic_sockets,
+                ):
                     sock.close()  # the port closes
             stop_seconds = GOODBYE_SECONDS + config.graceful_timeout + EXIT_GRACE_SECONDS
             return _supervise(workers, wakeup, stop_seconds)
@@ -121,6 +125,7 @@ def _work(settings: Settings, sockets: Sockets, parent: Connection) -> None:
     listening = sockets.secure_sockets if config.ssl_enabled else sockets.insecure_sockets
     # Hypercorn's fd:// bind serves an inherited socket (detached: Hypercorn's now).
     config.bind = [f"fd://{sock.detach()}" for sock in listening]
+    config.quic_bind = [f"fd://{sock.detach()}" for sock in sockets.quic_sockets]
     asyncio.run(serve_app(config, parent))
 
 
