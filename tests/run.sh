@@ -2,7 +2,8 @@
 # Installs everything the test suite needs on a fresh machine, then runs it with pytest.
 #   Python: this project with its [test] extras (pytest, Playwright's driver, ...).
 #   Debian: Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never
-#   downloads a browser of its own), and redis-server for the Redis broker's tests (each
+#   downloads a browser of its own), Firefox ESR for a call between Chromium and Firefox
+#   (driven over WebDriver BiDi by tests/firefox.py), and redis-server for the Redis broker's tests (each
 #   test session starts a private one on a free port unless $REDIS_URL is set),
 #   PostgreSQL for the store's tests unless $DATABASE_URL is set or one listens on
 #   127.0.0.1:5432 (see tests/postgres.sh), and nginx for the tests of deploy/nginx.conf
@@ -17,6 +18,7 @@ python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
 command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
 if [ "${#missing[@]}" -gt 0 ]; then
