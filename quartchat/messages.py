@@ -8,9 +8,11 @@ same text goes to every recipient.  ``protocol_schema()`` publishes both sides a
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+T = TypeVar("T")
 
 
 class FrameError(Exception):
@@ -55,16 +57,27 @@ _room_inbound: TypeAdapter[PostMessage | StartTyping] = TypeAdapter(RoomInbound)
 
 def parse_room_frame(text: str | bytes) -> PostMessage | StartTyping:
     """Decode and validate one inbound room frame, or raise :class:`FrameError`."""
+    data = decode_frame(text)
+    if isinstance(data, dict) and "type" not in data:
+        data["type"] = "message"
+    return validate_frame(_room_inbound, data)
+
+
+def decode_frame(text: str | bytes) -> Any:
+    """The JSON of a text frame (of any websocket), or :class:`FrameError`."""
     if not isinstance(text, str):
         raise FrameError("invalid_frame", "Binary frames are not supported; send JSON text.")
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise FrameError("invalid_json", "The frame is not valid JSON.") from None
-    if isinstance(data, dict) and "type" not in data:
-        data["type"] = "message"
+
+
+def validate_frame(adapter: TypeAdapter[T], data: Any) -> T:
+    """``data`` as one of a tagged union's frames, or :class:`FrameError` naming the first
+    problem."""
     try:
-        return _room_inbound.validate_python(data)
+        return adapter.validate_python(data)
     except ValidationError as error:
         raise FrameError("invalid_frame", _first_problem(error)) from None
 

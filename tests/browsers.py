@@ -6,7 +6,6 @@ Screenshots land in ``tests/artifacts/`` (git-ignored).
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,8 @@ from playwright.async_api import (
     async_playwright,
     expect,
 )
+
+from .servers import missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -73,10 +74,7 @@ def require_chromium() -> None:
     """Skip without Chromium, except in CI (``CI`` set), where that is a failure."""
     if CHROMIUM.exists():
         return
-    reason = f"{CHROMIUM} is missing (apt-get install chromium); browsers are never downloaded"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    missing(f"{CHROMIUM} is missing (apt-get install chromium); browsers are never downloaded")
 
 
 @pytest.fixture

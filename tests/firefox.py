@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,8 +16,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
 from websockets.asyncio.client import ClientConnection, connect
+
+from .servers import missing
 
 FIREFOX = Path("/usr/bin/firefox-esr")
 TIMEOUT_SECONDS = 20.0
@@ -36,10 +36,7 @@ def require_firefox() -> None:
     """Skip without Firefox ESR, except in CI (``CI`` set), where that is a failure."""
     if FIREFOX.exists():
         return
-    reason = f"{FIREFOX} is missing (apt-get install firefox-esr)"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    missing(f"{FIREFOX} is missing (apt-get install firefox-esr)")
 
 
 class BidiError(Exception):

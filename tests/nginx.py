@@ -9,15 +9,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from .servers import free_port, wait_for_port
+from .servers import free_port, missing, stop_process, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "deploy" / "nginx.conf"
@@ -32,10 +29,7 @@ def nginx_binary() -> str:
     found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
     if found and MIME_TYPES.is_file():
         return found
-    message = "nginx is not installed (tests/run.sh installs Debian's with apt-get)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing("nginx is not installed (tests/run.sh installs Debian's with apt-get)")
 
 
 @dataclass(frozen=True)
@@ -156,13 +150,5 @@ class NginxServer:
 
     def stop(self) -> None:
         """Fast shutdown (SIGTERM): a graceful one would wait for every open websocket."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None

@@ -3,15 +3,11 @@ tests; restartable on the same port to simulate an outage."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
-import pytest
-
-from .servers import free_port, wait_for_port
+from .servers import free_port, missing, stop_process, wait_for_port
 
 SERVER_NAMES = ("redis-server", "valkey-server")
 
@@ -23,10 +19,7 @@ def server_binary() -> str:
         found = shutil.which(name)
         if found:
             return found
-    message = "redis-server is not installed (tests/run.sh installs it with apt-get)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing("redis-server is not installed (tests/run.sh installs it with apt-get)")
 
 
 class RedisServer:
@@ -62,13 +55,5 @@ class RedisServer:
             raise RuntimeError(f"{error}\n{self.log.read_text()}") from None
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self.process = None

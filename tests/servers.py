@@ -10,7 +10,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
 
 START_TIMEOUT_SECONDS = 20.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +38,42 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes] | subprocess.Popen
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listened on port {port} within {START_TIMEOUT_SECONDS}s")
+
+
+def missing(reason: str) -> NoReturn:
+    """A component a test needs is not installed: skip, except in CI (``$CI`` set), where
+    tests/run.sh should have installed it and its absence is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def stop_process(process: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` and wait for the end; kill what is still there after 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def server_pair(workdir: Path, env: dict[str, str]) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two servers (in workdir/a and workdir/b) with the same settings, stopped on exit."""
+    servers = []
+    for name in ("a", "b"):
+        (workdir / name).mkdir()
+        servers.append(LiveServer(workdir / name, env=env))
+    try:
+        for server in servers:
+            server.start()
+        yield servers[0], servers[1]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def run_cli(
@@ -98,15 +138,7 @@ class LiveServer:
             raise RuntimeError(f"{error}\n{self.log.read_text()}") from None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process, sig)
         self.process = None
 
     def kill(self) -> None:

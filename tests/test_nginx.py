@@ -10,7 +10,6 @@ tell clients from nginx, which reaches quartchat from 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import ssl
 import uuid
@@ -20,13 +19,14 @@ from typing import Any
 import httpx
 import pytest
 import trustme
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from quartchat.sockets import PROTOCOL
 
-from .conftest import receive_json, receive_until
+from .clients import call_frame, chat_at_once
+from .conftest import receive_until
 from .nginx import ROOT, NginxServer
-from .servers import LiveServer
+from .servers import LiveServer, server_pair
 
 SITE_NAME = "chat.example.org"
 CLIENT_ADDRESS = "127.0.0.5"  # a browser out there, reaching nginx
@@ -52,18 +52,8 @@ def workers(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterato
         "QUARTCHAT_SERVER_TRUSTED_PROXIES": "127.0.0.1",
         "QUARTCHAT_LIMITS_RATE_BURST": "100",
     }
-    servers = []
-    for name in ("a", "b"):
-        workdir = shared / name
-        workdir.mkdir()
-        servers.append(LiveServer(workdir, env=env))
-    try:
-        for server in servers:
-            server.start()
-        yield servers[0], servers[1]
-    finally:
-        for server in servers:
-            server.stop()
+    with server_pair(shared, env) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")
@@ -249,32 +239,7 @@ async def test_room_chat_through_nginx_spreads_sockets_over_both_processes(
         opened = await access_log_lines(workers, f"/ws/room/{room}/", count=2)
         assert sorted(index for index, _ in opened) == [0, 1]
 
-        texts = [f"{who}-{n}" for n in range(10) for who in ("ada", "bob")]
-
-        async def send(connection: ClientConnection, who: str) -> None:
-            for text in texts:
-                if text.startswith(who):
-                    await connection.send(json.dumps({"message": text}))
-
-        await asyncio.gather(send(ada, "ada"), send(bob, "bob"))
-        seen_by_ada, seen_by_bob = await chat(ada, 20), await chat(bob, 20)
-    assert seen_by_ada == seen_by_bob
-    assert [message_id for message_id, _ in seen_by_ada] == list(range(1, 21))
-    assert sorted(text for _, text in seen_by_ada) == sorted(texts)
-
-
-async def chat(connection: ClientConnection, count: int) -> list[tuple[int, str]]:
-    """The next ``count`` chat messages as (id, text)."""
-    got = []
-    while len(got) < count:
-        frame = await receive_json(connection, timeout=10)
-        if frame["type"] == "chat_message":
-            got.append((frame["id"], frame["message"]))
-    return got
-
-
-def call_frame(kind: str, **data: Any) -> str:
-    return json.dumps({"type": kind, "data": data})
+        await chat_at_once(ada, bob, each=10)
 
 
 async def test_call_signalling_through_nginx(nginx: NginxServer, ca: trustme.CA) -> None:

@@ -17,8 +17,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from quartchat.sockets import PROTOCOL
 
+from .clients import call_frame, chat, chat_at_once
 from .conftest import receive_json, receive_until
-from .servers import LiveServer
+from .servers import LiveServer, server_pair
 
 LEASE_SECONDS = 2.0
 
@@ -41,18 +42,8 @@ def pair(
         "QUARTCHAT_STORE_URL": postgresql_url,
         "QUARTCHAT_LIMITS_RATE_BURST": "100",
     }
-    servers = []
-    for name in ("a", "b"):
-        workdir = tmp_path / name
-        workdir.mkdir()
-        servers.append(LiveServer(workdir, env=env))
-    try:
-        for server in servers:
-            server.start()
-        yield servers[0], servers[1]
-    finally:
-        for server in servers:
-            server.stop()
+    with server_pair(tmp_path, env) as servers:
+        yield servers
 
 
 def room(server: LiveServer, name: str, user: str, since: int | None = None) -> Any:
@@ -67,16 +58,6 @@ async def entered(connection: ClientConnection) -> dict[str, Any]:
     return presence
 
 
-async def chat(connection: ClientConnection, count: int) -> list[tuple[int, str]]:
-    """The next ``count`` chat messages as (id, text)."""
-    got = []
-    while len(got) < count:
-        frame = await receive_json(connection, timeout=10)
-        if frame["type"] == "chat_message":
-            got.append((frame["id"], frame["message"]))
-    return got
-
-
 async def test_chat_across_processes_reaches_everyone_once_in_one_order(
     pair: tuple[LiveServer, LiveServer],
 ) -> None:
@@ -85,18 +66,7 @@ async def test_chat_across_processes_reaches_everyone_once_in_one_order(
         await entered(ada)
         presence = await entered(bob)
         assert presence["members"] == ["ada", "bob"]  # ada is on the other process
-        texts = [f"{who}-{n}" for n in range(20) for who in ("ada", "bob")]
-
-        async def send(connection: ClientConnection, who: str) -> None:
-            for text in texts:
-                if text.startswith(who):
-                    await connection.send(json.dumps({"message": text}))
-
-        await asyncio.gather(send(ada, "ada"), send(bob, "bob"))
-        seen_by_ada, seen_by_bob = await chat(ada, 40), await chat(bob, 40)
-    assert seen_by_ada == seen_by_bob
-    assert [message_id for message_id, _ in seen_by_ada] == list(range(1, 41))
-    assert sorted(text for _, text in seen_by_ada) == sorted(texts)
+        await chat_at_once(ada, bob, each=20)
 
 
 async def test_presence_and_room_counts_agree_across_processes(
@@ -123,10 +93,6 @@ async def test_presence_and_room_counts_agree_across_processes(
             while (frame := await receive_json(ada))["type"] != "member_joined":
                 assert frame["type"] != "member_left", frame
             assert frame["user"] == "dee"
-
-
-def call_frame(kind: str, **data: Any) -> str:
-    return json.dumps({"type": kind, "data": data})
 
 
 async def logged_in(server: LiveServer, name: str) -> ClientConnection:

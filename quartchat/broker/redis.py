@@ -13,13 +13,15 @@ meanwhile; instead the reader reports the loss and the :class:`~.Broker` reconne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from ..aio import cancel_and_wait
@@ -159,10 +161,25 @@ class RedisBackend:
             self._pubsub = None
 
 
+# Opens a Lua script of the shared state: `now` is Redis's clock in milliseconds, so the
+# hosts' own clocks do not have to agree on lease expiries.
+LUA_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+
 def shared_state_client(url: str) -> Redis:
-    """A client for the state kept in Redis beside pub/sub (presence, the call directory);
-    use it inside :func:`unavailable_on_failure`."""
+    """A client (replies as text) for the state kept in Redis beside pub/sub: presence, the
+    call directory; run their scripts with :func:`run_script`."""
     return _make_client(url, retries=1)
+
+
+async def run_script(
+    script: AsyncScript, keys: list[str], args: Sequence[Any] = (), doing: str = "shared state"
+) -> Any:
+    with unavailable_on_failure(doing):
+        return await script(keys, list(args))
 
 
 @contextmanager

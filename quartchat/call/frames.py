@@ -7,12 +7,11 @@ outbound types are unchanged; everything else is an addition old clients simply 
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from ..messages import FrameError
+from ..messages import FrameError, decode_frame, validate_frame
 from ..names import InvalidName, check_user
 
 
@@ -139,16 +138,7 @@ _inbound: TypeAdapter[Inbound] = TypeAdapter(CallInbound)
 
 def parse_call_frame(raw: str | bytes, sdp_max: int, candidate_max: int) -> Inbound:
     """Decode and validate one inbound frame, or raise :class:`FrameError`."""
-    if not isinstance(raw, str):
-        raise FrameError("invalid_frame", "Binary frames are not supported; send JSON text.")
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise FrameError("invalid_json", "The frame is not valid JSON.") from None
-    try:
-        frame = _inbound.validate_python(data)
-    except ValidationError as error:
-        raise FrameError("invalid_frame", _first_problem(error)) from None
+    frame = validate_frame(_inbound, decode_frame(raw))
     _check_sizes(frame, sdp_max, candidate_max)
     for name in _names(frame):
         try:
@@ -181,12 +171,6 @@ def _names(frame: Inbound) -> list[str]:
     if isinstance(frame, SendCandidate):
         return [frame.data.user]
     return []
-
-
-def _first_problem(error: ValidationError) -> str:
-    problem = error.errors()[0]
-    field = ".".join(str(part) for part in problem["loc"][1:])  # loc[0] is the union's tag
-    return f"{field}: {problem['msg']}" if field else str(problem["msg"])
 
 
 # -- outbound ----------------------------------------------------------------------------------

@@ -11,18 +11,17 @@ Times come from Redis, so hosts' clocks do not have to agree.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from functools import partial
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
-from ..broker.redis import unavailable_on_failure
+from ..broker.redis import LUA_NOW, run_script
 from .directory import Claim, Entry, Status
 
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_NOW_AND_LIVE = (
+    LUA_NOW
+    + """
 local function live(name)
   local value = redis.call('HGET', KEYS[1], name)
   if not value then return nil end
@@ -31,11 +30,12 @@ local function live(name)
   return entry
 end
 """
+)
 
 # ARGV: name, sid, device ('' for none), lease ms
 #   -> {1, replaced sid or ''}, or {0, 1 if the holder is in a call else 0}
 CLAIM = (
-    _NOW
+    _NOW_AND_LIVE
     + """
 local held = live(ARGV[1])
 if held and (ARGV[3] == '' or held.device ~= ARGV[3] or held.status == 'busy') then
@@ -52,7 +52,7 @@ return {1, ''}
 
 # ARGV: name, sid -> 1 if released
 RELEASE = (
-    _NOW
+    _NOW_AND_LIVE
     + """
 local held = live(ARGV[1])
 if not held or held.sid ~= ARGV[2] then return 0 end
@@ -63,7 +63,7 @@ return 1
 
 # ARGV: name, sid, status -> 1 if changed
 SET_STATUS = (
-    _NOW
+    _NOW_AND_LIVE
     + """
 local held = live(ARGV[1])
 if not held or held.sid ~= ARGV[2] or held.status == ARGV[3] then return 0 end
@@ -75,7 +75,7 @@ return 1
 
 # ARGV: name -> the entry as JSON, or nil
 LOOKUP = (
-    _NOW
+    _NOW_AND_LIVE
     + """
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if value and cjson.decode(value).expires > now then return value end
@@ -85,7 +85,7 @@ return false
 
 # -> {name, json, name, json, ...} of live entries
 ONLINE = (
-    _NOW
+    _NOW_AND_LIVE
     + """
 local result = {}
 local all = redis.call('HGETALL', KEYS[1])
@@ -101,7 +101,7 @@ return result
 
 # ARGV: lease ms, then name, sid pairs
 RENEW = (
-    _NOW
+    _NOW_AND_LIVE
     + """
 for i = 2, #ARGV, 2 do
   local held = live(ARGV[i])
@@ -115,7 +115,7 @@ return 0
 )
 
 SWEEP = (
-    _NOW
+    _NOW_AND_LIVE
     + """
 local freed = {}
 local all = redis.call('HGETALL', KEYS[1])
@@ -142,10 +142,7 @@ class RedisDirectory:
         self._online = redis.register_script(ONLINE)
         self._renew = redis.register_script(RENEW)
         self._sweep = redis.register_script(SWEEP)
-
-    async def _run(self, script: AsyncScript, keys: list[str], args: Sequence[Any] = ()) -> Any:
-        with unavailable_on_failure("call directory"):
-            return await script(keys, list(args))
+        self._run = partial(run_script, doing="call directory")
 
     async def claim(self, name: str, sid: str, device: str | None) -> Claim:
         result: list[Any] = await self._run(
@@ -154,7 +151,7 @@ class RedisDirectory:
         if not result[0]:
             return Claim(granted=False, holder_busy=bool(result[1]))
         self._held[name] = sid
-        replaced = _text(result[1])
+        replaced = result[1]
         return Claim(granted=True, replaced_sid=replaced or None)
 
     async def release(self, name: str, sid: str) -> bool:
@@ -182,17 +179,13 @@ class RedisDirectory:
 
     async def sweep(self) -> list[str]:
         freed: list[Any] = await self._run(self._sweep, self._key)
-        return [_text(name) for name in freed]
+        return [name for name in freed]
 
     async def _entries(self) -> list[tuple[str, Entry]]:
         flat: list[Any] = await self._run(self._online, self._key)
-        return [(_text(flat[i]), _entry(_text(flat[i + 1]))) for i in range(0, len(flat), 2)]
+        return [(flat[i], _entry(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
 def _entry(value: str) -> Entry:
     data = json.loads(value)
     return Entry(data["sid"], data["device"] or None, cast(Status, data["status"]))
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -10,21 +10,16 @@ have to agree.  (Keys are computed inside the scripts: one Redis, not a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
-from ..broker.redis import unavailable_on_failure
+from ..broker.redis import LUA_NOW, run_script
 from .presence import LocalPresence
 
 SEPARATOR = "\x1f"  # between user and process in a field; not allowed in names
 
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
 
 # Live fields of a user other than `except`: KEYS[1] hash; returns the count.
 _OTHERS = """
@@ -43,7 +38,7 @@ end
 """
 
 JOIN = (
-    _NOW
+    LUA_NOW
     + _OTHERS
     + """
 local expires = now + tonumber(ARGV[3])
@@ -56,7 +51,7 @@ return 0
 )
 
 LEAVE = (
-    _NOW
+    LUA_NOW
     + _OTHERS
     + """
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -66,7 +61,7 @@ return 0
 )
 
 MEMBERS = (
-    _NOW
+    LUA_NOW
     + """
 local users = {}
 local all = redis.call('HGETALL', KEYS[1])
@@ -80,7 +75,7 @@ return users
 )
 
 ROOMS = (
-    _NOW
+    LUA_NOW
     + """
 local result = {}
 for _, room in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
@@ -103,7 +98,7 @@ return result
 )
 
 RENEW = (
-    _NOW
+    LUA_NOW
     + """
 local expires = now + tonumber(ARGV[1])
 for i = 3, #ARGV, 2 do
@@ -115,7 +110,7 @@ return 0
 )
 
 SWEEP = (
-    _NOW
+    LUA_NOW
     + _OTHERS
     + """
 local left = {}
@@ -155,10 +150,7 @@ class RedisPresence:
         self._rooms = redis.register_script(ROOMS)
         self._renew = redis.register_script(RENEW)
         self._sweep = redis.register_script(SWEEP)
-
-    async def _run(self, script: AsyncScript, keys: list[str], args: Sequence[Any] = ()) -> Any:
-        with unavailable_on_failure("room presence"):
-            return await script(keys, list(args))
+        self._run = partial(run_script, doing="room presence")
 
     def _field(self, user: str) -> str:
         return f"{user}{SEPARATOR}{self._process}"
@@ -178,11 +170,11 @@ class RedisPresence:
 
     async def members(self, room: str) -> list[str]:
         users: list[Any] = await self._run(self._members, [self._hash_prefix + room])
-        return sorted({_text(user) for user in users}, key=str.casefold)
+        return sorted({user for user in users}, key=str.casefold)
 
     async def rooms(self) -> list[tuple[str, int]]:
         flat: list[Any] = await self._run(self._rooms, [self._rooms_key], [self._hash_prefix])
-        counts = [(_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        counts = [(flat[i], int(flat[i + 1])) for i in range(0, len(flat), 2)]
         return sorted(counts, key=lambda item: (-item[1], item[0]))
 
     async def renew(self) -> None:
@@ -194,8 +186,4 @@ class RedisPresence:
 
     async def sweep(self) -> list[tuple[str, str]]:
         flat: list[Any] = await self._run(self._sweep, [self._rooms_key], [self._hash_prefix])
-        return [(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
