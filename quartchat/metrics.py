@@ -10,7 +10,9 @@ per worker (a ``pid`` label; presence is per process, so a room can count on two
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
+from collections.abc import Iterable
 from datetime import datetime
 
 from prometheus_client import (
@@ -22,13 +24,15 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from quart import Blueprint, Response
-from quart_schema import tag
+from quart_schema import hide
 
 from .broker import Broker
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MMAP_HEADER_BYTES = 8  # a metric file's header: how much of it is in use
 SOCKET_KINDS = ("room", "call")
 
 OPEN_SOCKETS = Gauge(
@@ -46,12 +50,13 @@ CHAT_ACCEPTED = Counter(
     "quartchat_chat_messages_accepted", "Chat messages stored (resends of one are counted once)."
 )
 CHAT_DELIVERED = Counter(
-    "quartchat_chat_messages_delivered", "Chat messages written to a member's socket, live."
+    "quartchat_chat_messages_delivered",
+    "Chat messages handed to members' sockets live (one per member per message).",
 )
 DELIVERY_LATENCY = Histogram(
     "quartchat_chat_delivery_latency_seconds",
-    "From a chat message's store timestamp (taken as its transaction begins) to a member's "
-    "socket writing it.",
+    "From a chat message's store timestamp (taken as its transaction begins) to its fan-out "
+    "to this process's members (once per message per process).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 CALLS_STARTED = Counter("quartchat_calls_started", "Calls placed to someone online.")
@@ -76,16 +81,20 @@ for _kind in SOCKET_KINDS:
     OPEN_SOCKETS.labels(_kind)  # present at 0 from the start
 
 
+CHAT_PREFIX = '{"type":"chat_message"'
 DATETIME_FIELD = '"datetime":"'
 
 
-def chat_delivered(text: str) -> None:
-    """Count one live delivery of an encoded chat message and observe its latency.
+def chat_fanned_out(text: str, members: int) -> None:
+    """Count a chat message's live deliveries and observe its latency, once per message
+    (a :meth:`~.broker.Broker.observe_fanout` observer): nothing per recipient.
 
     The timestamp is read from the text rather than parsed as JSON: ``"datetime":"`` cannot
     occur inside a JSON string (its quotes would be escaped), so the last one is the field.
     """
-    CHAT_DELIVERED.inc()
+    if not members or not text.startswith(CHAT_PREFIX):
+        return
+    CHAT_DELIVERED.inc(members)
     start = text.rfind(DATETIME_FIELD) + len(DATETIME_FIELD)
     stored_at = datetime.fromisoformat(text[start : text.index('"', start)])
     DELIVERY_LATENCY.observe(max(0.0, (datetime.now(stored_at.tzinfo) - stored_at).total_seconds()))
@@ -108,7 +117,7 @@ bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
-@tag(["operations"])
+@hide  # Prometheus' text format, for the scraper: not part of the JSON API
 async def metrics() -> Response:
     """Prometheus metrics, in its text exposition format."""
     body = await asyncio.to_thread(generate_latest, _registry())
@@ -119,5 +128,27 @@ def _registry() -> CollectorRegistry:
     if MULTIPROCESS_ENV not in os.environ:
         return REGISTRY
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # every worker's files
+    WorkersCollector(registry)  # type: ignore[no-untyped-call]  # every worker's files
     return registry
+
+
+class WorkersCollector(MultiProcessCollector):
+    """Every worker's metric files, but those still being created.
+
+    A worker creates a file when it first touches a metric (at start-up, or at a new label
+    value) and sizes it a moment later; read in between, the empty file fails the whole
+    scrape (``struct.error``, a 500).  A file with no header yet holds no sample either.
+    """
+
+    def collect(self) -> Iterable[Metric]:
+        files = glob.glob(os.path.join(self._path, "*.db"))
+        started = [path for path in files if _size(path) >= MMAP_HEADER_BYTES]
+        merged: Iterable[Metric] = self.merge(started, accumulate=True)  # type: ignore[no-untyped-call]
+        return merged
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:  # a dead worker's file, removed meanwhile
+        return 0

@@ -100,6 +100,9 @@ async def test_sigterm_closes_every_workers_sockets_with_1001_and_exits_0(
             await connection.send(json.dumps({"message": "hello"}))
             await receive_until(connection, "chat_message")
         count = len(spread.sockets)
+        # A worker creates a metric file, then sizes it: a scrape in between sees it empty.
+        (metrics_dir,) = (tmp_path / "tmp").glob("quartchat-metrics-*")
+        (metrics_dir / "counter_4242424.db").write_bytes(b"")
         for _ in range(4):  # whichever worker answers, it reports every worker's counts
             samples = await scrape(workers_server.http_url)
             assert samples.get("quartchat_chat_messages_accepted_total") == count
