@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from .origins import normalize_origin
+
 CONFIG_ENV = "QUARTCHAT_CONFIG"
 ENV_PREFIX = "QUARTCHAT_"
 BROKER_SCHEMES = ("memory://", "redis://", "rediss://")
@@ -59,10 +61,21 @@ class ServerConfig(_Section):
         description="json: the access log (stdout) and every other log (stderr) are one JSON "
         "object per line.",
     )
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio",
+        description="uvloop: a faster event loop (pip install 'quartchat[uvloop]'); see "
+        "docs/performance.md for what it gains.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
         "and X-Forwarded-Proto are believed; empty: nobody's.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) of other sites whose pages may open "
+        "websockets here; empty: only pages on the host the browser connected to.  "
+        "Handshakes without an Origin (not from a browser) are always allowed.",
     )
 
     @field_validator("secret_key")
@@ -84,6 +97,11 @@ class ServerConfig(_Section):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8000")
         return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, entries: list[str]) -> list[str]:
+        return [normalize_origin(entry) for entry in entries]
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -151,6 +169,15 @@ class LimitsConfig(_Section):
     page_max: int = Field(200, ge=1, le=10_000)
     typing_interval_seconds: float = Field(2.0, ge=0)
     store_batch_max: int = Field(256, ge=1, le=10_000)
+    connections_per_ip: int = Field(
+        100,
+        ge=1,
+        description="Websockets one client address may hold open at once, per process.",
+    )
+    handshakes_per_ip_per_second: float = Field(
+        10.0, gt=0, description="New websockets per client address and second, on average..."
+    )
+    handshake_burst: int = Field(50, ge=1, description="...with bursts up to this many.")
 
 
 class CallConfig(_Section):

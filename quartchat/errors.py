@@ -53,7 +53,10 @@ def init_app(app: Quart) -> None:
         status = error.code or 500
         name = (error.name or "error").lower().replace(" ", "_")
         path = request.path if has_request_context() else websocket.path
+        # The exception's own headers matter: Allow on a 405 (RFC 9110), Retry-After...
+        headers = [(key, value) for key, value in error.get_headers() if key != "Content-Type"]
         if path.startswith(JSON_PREFIXES):
-            return ApiError(error=name, message=error.description or "").model_dump(), status
+            body = ApiError(error=name, message=error.description or "").model_dump()
+            return body, status, headers
         page = await render_template("error.html", title=error.name, message=error.description)
-        return page, status
+        return page, status, headers

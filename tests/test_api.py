@@ -12,6 +12,7 @@ from quartchat.services import EXTENSION
 from quartchat.store import MessageStore
 
 from .conftest import receive_json
+from .databases import break_store
 
 
 @pytest.fixture
@@ -111,8 +112,9 @@ async def test_readyz_reports_a_stopped_writer(app: Quart, client: Any) -> None:
 
 async def test_openapi_documents_the_api(client: Any) -> None:
     schema = await (await client.get("/openapi.json")).get_json()
-    documented = {"/api/rooms", "/api/rooms/{room}/messages", "/healthz", "/readyz", "/metrics"}
+    documented = {"/api/rooms", "/api/rooms/{room}/messages", "/healthz", "/readyz"}
     assert documented <= schema["paths"].keys()
+    assert "/metrics" not in schema["paths"]  # Prometheus' text, for the scraper
     readiness = schema["paths"]["/readyz"]["get"]["responses"]
     assert {"200", "503"} <= readiness.keys()
     parameters = {
@@ -130,11 +132,15 @@ async def test_websocket_schemas_are_published(client: Any) -> None:
 
 
 async def test_store_errors_over_http_are_503_json(app: Quart, client: Any) -> None:
-    from sqlalchemy import text
-
-    engine = app.extensions[EXTENSION].store._engine
-    async with engine.begin() as connection:
-        await connection.execute(text("DROP TABLE messages"))
+    await break_store(app.extensions[EXTENSION].settings.store.url)
     response = await client.get("/api/rooms/lobby/messages")
     assert response.status_code == 503
     assert (await response.get_json())["error"] == "store_unavailable"
+
+
+@pytest.mark.parametrize("method", ["DELETE", "TRACE", "PUT"])
+async def test_a_method_not_allowed_says_which_are(client: Any, method: str) -> None:
+    response = await client.open("/api/rooms", method=method)
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]  # RFC 9110 requires it
+    assert (await response.get_json())["error"] == "method_not_allowed"

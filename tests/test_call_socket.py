@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from quart import Quart
+from quart.testing import WebsocketResponseError
 
 from quartchat.broker import BrokerUnavailable
 
@@ -291,14 +292,21 @@ async def test_a_live_name_cannot_be_taken(client: Any) -> None:
 
 async def test_the_same_browser_reclaims_its_name(app: Quart, client: Any) -> None:
     """A reload: the page's signed cookie identifies the browser, whose newer connection
-    takes the name over; the stale one is told and closed with 4009."""
+    takes the name over; the stale one is told and closed with 4009.  Another site's page
+    is refused at the handshake; a client without an Origin gets in, but its cookie counts
+    for nothing."""
     page = await client.get("/call")
     assert page.status_code == 200
     cookie = page.headers["Set-Cookie"].split(";", 1)[0]
     same_browser = {"Cookie": cookie, "Origin": "http://localhost", "Host": "localhost"}
     other_site = {**same_browser, "Origin": "http://evil.example"}
+    no_origin = {"Cookie": cookie, "Host": "localhost"}
     async with logged_in(client, "ada", headers=same_browser) as stale:
-        async with client.websocket("/ws/call/", headers=other_site) as forged:
+        with pytest.raises(WebsocketResponseError) as refused:
+            async with client.websocket("/ws/call/", headers=other_site) as foreign:
+                await receive_json(foreign)
+        assert refused.value.response.status_code == 403
+        async with client.websocket("/ws/call/", headers=no_origin) as forged:
             await receive_json(forged)
             await forged.send(frame("login", name="ada"))
             assert (await expect(forged, "error"))["code"] == "name_taken"
@@ -440,3 +448,15 @@ async def test_a_broker_failure_is_an_error_and_frees_the_name(
         await ada.close(1000)
     monkeypatch.setattr(services.broker, "publish", publish)
     assert await services.directory.lookup("ada") is None  # released despite the failure
+
+
+def test_a_connection_behind_gets_each_persons_latest_status_and_every_offline() -> None:
+    from quartchat.call.session import _conflated, _status_event
+
+    ada_busy, ada_free = _status_event("ada", "busy"), _status_event("ada", "available")
+    bob_busy, ada_gone = _status_event("bob", "busy"), _status_event("ada", "offline")
+    signal = '{"signal":"ringing"}'
+    assert _conflated([ada_busy, bob_busy, signal, ada_free]) == [bob_busy, signal, ada_free]
+    assert _conflated([ada_busy, ada_gone, ada_free]) == [ada_gone, ada_free]
+    assert _conflated([ada_free, ada_busy]) == [ada_busy]
+    assert _conflated([ada_busy]) == [ada_busy]

@@ -121,3 +121,28 @@ def test_trusted_proxies_are_addresses_or_networks() -> None:
 def test_the_example_secret_placeholder_stops_start_up() -> None:
     with pytest.raises(ConfigError, match=r"server.secret_key: .*placeholder"):
         load_settings(environ={}, overrides={"server": {"secret_key": "CHANGE-ME-secret-key"}})
+
+
+def test_allowed_origins_are_origins() -> None:
+    environ = {
+        "QUARTCHAT_SERVER_ALLOWED_ORIGINS": "https://Chat.Example.org/, http://a.example:8080"
+    }
+    assert load_settings(environ=environ).server.allowed_origins == [
+        "https://chat.example.org",
+        "http://a.example:8080",
+    ]
+    with pytest.raises(ConfigError, match=r"server\.allowed_origins: .*not an origin"):
+        load_settings(environ={"QUARTCHAT_SERVER_ALLOWED_ORIGINS": "chat.example.org"})
+
+
+def test_connection_limits_from_environment() -> None:
+    environ = {
+        "QUARTCHAT_LIMITS_CONNECTIONS_PER_IP": "1000",
+        "QUARTCHAT_LIMITS_HANDSHAKES_PER_IP_PER_SECOND": "0.5",
+        "QUARTCHAT_LIMITS_HANDSHAKE_BURST": "5",
+    }
+    limits = load_settings(environ=environ).limits
+    assert (limits.connections_per_ip, limits.handshakes_per_ip_per_second) == (1000, 0.5)
+    assert limits.handshake_burst == 5
+    with pytest.raises(ConfigError, match=r"limits\.connections_per_ip"):
+        load_settings(environ={"QUARTCHAT_LIMITS_CONNECTIONS_PER_IP": "0"})

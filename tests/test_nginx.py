@@ -10,6 +10,7 @@ tell clients from nginx, which reaches quartchat from 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import ssl
 import uuid
@@ -20,6 +21,7 @@ import httpx
 import pytest
 import trustme
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from quartchat.sockets import PROTOCOL
 
@@ -269,6 +271,20 @@ async def test_call_signalling_through_nginx(nginx: NginxServer, ca: trustme.CA)
         for connection, other in ((ada, callee), (bob, caller)):
             ended = await receive_until(connection, "call_ended")
             assert ended["data"] == {"name": other, "reason": "hung_up"}
+
+
+async def test_websocket_origins_through_nginx(nginx: NginxServer, ca: trustme.CA) -> None:
+    """nginx passes the Host on with its port, so the site's own pages may open sockets and
+    another site's are refused, with quartchat's JSON answer."""
+    site = f"https://{SITE_NAME}:{nginx.site.https_port}"
+    async with through_nginx(nginx, ca, "/ws/call/", origin=site) as ours:
+        await receive_until(ours, "connection")
+    for path in ("/ws/call/", "/ws/room/lobby/ada/"):
+        with pytest.raises(InvalidStatus) as refused:
+            async with through_nginx(nginx, ca, path, origin="https://evil.example"):
+                pass
+        assert refused.value.response.status_code == 403
+        assert json.loads(refused.value.response.body)["error"] == "origin_not_allowed"
 
 
 async def test_client_addresses_are_believed_only_from_the_trusted_proxy(

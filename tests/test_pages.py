@@ -156,6 +156,27 @@ async def test_pages_have_no_inline_script_and_a_strict_policy(client: Any, path
         assert not [name for name in attrs if name.startswith("on")], attrs
 
 
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/", 200),
+        ("/room/lobby/ada", 200),
+        ("/docs", 200),
+        ("/openapi.json", 200),
+        ("/nope", 404),
+        ("/api/nope", 404),
+    ],
+)
+async def test_every_response_carries_the_security_headers(
+    client: Any, path: str, status: int
+) -> None:
+    response = await client.get(path)
+    assert response.status_code == status
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
 @pytest.mark.parametrize("path", PAGES)
 async def test_every_asset_is_served_by_the_app(client: Any, path: str) -> None:
     page, _ = await get_page(client, path)

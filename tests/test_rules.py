@@ -34,6 +34,20 @@ def test_token_bucket_allows_burst_then_rate() -> None:
     assert sum(bucket.take() for _ in range(10)) == 3
 
 
+def test_token_bucket_tells_when_it_has_a_token_and_when_it_is_full() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=2, burst=3, clock=clock)
+    assert bucket.full()
+    assert bucket.seconds_until_token() == 0
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    assert not bucket.full()
+    assert bucket.seconds_until_token() == pytest.approx(0.5)
+    clock.now += 0.2
+    assert bucket.seconds_until_token() == pytest.approx(0.3)
+    clock.now += 1.3  # 1.5 s at 2/s: three tokens, the whole burst
+    assert bucket.full()
+
+
 def test_throttle() -> None:
     clock = Clock()
     throttle = Throttle(2.0, clock=clock)

@@ -3,15 +3,18 @@
 Pages give every browser a ``device`` id.  A call connection presenting the same id as the
 connection holding a name may take the name over (a reload, a second tab); any other is
 refused with ``name_taken``.  The id is only trusted from our own pages: a websocket opened
-by another site carries the cookie too, so its Origin must match the Host.
+by another site carries the cookie too, so its Origin must match the Host (even for an
+origin in ``server.allowed_origins``, which may open sockets but is not us; and a client
+without an Origin, which :mod:`quartchat.handshakes` lets in, gets no device either).
 """
 
 from __future__ import annotations
 
 import secrets
-from urllib.parse import urlsplit
 
 from quart import session, websocket
+
+from ..origins import same_host
 
 DEVICE_KEY = "device"
 
@@ -26,7 +29,7 @@ def ensure_device() -> None:
 def websocket_device() -> str | None:
     """The device id of the current websocket, if it may be trusted."""
     origin = websocket.headers.get("Origin")
-    if origin is None or urlsplit(origin).netloc != websocket.headers.get("Host"):
+    if origin is None or not same_host(origin, websocket.headers.get("Host")):
         return None
     device = session.get(DEVICE_KEY)
     return device if isinstance(device, str) else None

@@ -1,4 +1,5 @@
-"""Pure rules of the room socket: message limits and the per-connection rate limit."""
+"""Pure rules of the room socket: message limits and the per-connection rate limit
+(whose token bucket also limits handshakes per address, see :mod:`quartchat.client_limits`)."""
 
 from __future__ import annotations
 
@@ -43,13 +44,26 @@ class TokenBucket:
         self._last = clock()
 
     def take(self) -> bool:
-        now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
+        self._refill()
         if self._tokens < 1:
             return False
         self._tokens -= 1
         return True
+
+    def seconds_until_token(self) -> float:
+        """How long until :meth:`take` succeeds again (0 when it would now)."""
+        self._refill()
+        return max(0.0, (1 - self._tokens) / self._rate)
+
+    def full(self) -> bool:
+        """True once the bucket holds a whole burst again: it remembers nothing."""
+        self._refill()
+        return self._tokens >= self._burst
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+        self._last = now
 
 
 class Throttle:
