@@ -10,7 +10,18 @@ from typing import Any
 from quart import Quart
 from quart_schema import Info, QuartSchema
 
-from . import apidocs, errors, health, metrics, pages, proxies, security, services
+from . import (
+    apidocs,
+    errors,
+    handshakes,
+    health,
+    metrics,
+    pages,
+    proxies,
+    security,
+    services,
+    sockets,
+)
 from .call.views import bp as call_bp
 from .chat.views import bp as chat_bp
 from .config import load_settings
@@ -48,7 +59,9 @@ def create_app(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Quar
     security.init_app(app)
     for blueprint in (pages.bp, chat_bp, call_bp, health.bp, metrics.bp, apidocs.bp):
         app.register_blueprint(blueprint)
-    proxies.init_app(app, settings.server.trusted_proxies)
+    sockets.init_app(app)
+    handshakes.init_app(app, settings)  # inside proxies': it counts the forwarded client
+    proxies.init_app(app, settings.server.trusted_proxies)  # outermost: rewrites the scope
     return app
 
 

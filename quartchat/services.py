@@ -21,7 +21,7 @@ from .chat.redis_presence import RedisPresence
 from .chat.writer import ChatWriter
 from .config import Settings
 from .leases import LeaseKeeper
-from .metrics import watch_broker
+from .metrics import chat_fanned_out, watch_broker
 from .sockets import OpenSockets
 from .store import MessageStore
 
@@ -44,6 +44,7 @@ class Services:
 def init_app(app: Quart, settings: Settings) -> Services:
     """Build the services and tie their start and stop to the app's serving lifetime."""
     broker = broker_from_url(settings.broker.url, settings.broker.namespace)
+    broker.observe_fanout(chat_fanned_out)
     store = MessageStore(settings.store.url)
     presence, directory, shared = _shared_state(settings)
     services = Services(

@@ -7,8 +7,10 @@ import contextlib
 import importlib.util
 import logging
 import signal
+from collections.abc import Coroutine
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
@@ -39,6 +41,10 @@ def check_serving(settings: Settings) -> None:
             raise ConfigError("server.quic_bind: HTTP/3 is always encrypted: set certfile/keyfile")
         if importlib.util.find_spec("aioquic") is None:
             raise ConfigError("server.quic_bind: HTTP/3 needs aioquic: pip install 'quartchat[h3]'")
+    if settings.server.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(
+            "server.event_loop: uvloop is not installed: pip install 'quartchat[uvloop]'"
+        )
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
@@ -63,8 +69,18 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
 def serve(settings: Settings) -> int:
     """Serve in this process until SIGINT or SIGTERM; return the exit code."""
     configure_logging(settings.server.log_format)
-    asyncio.run(serve_app(hypercorn_config(settings)))
+    run_loop(serve_app(hypercorn_config(settings)), settings.server.event_loop)
     return 0
+
+
+def run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """Run ``main`` to completion on a new event loop of the configured kind."""
+    if event_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 async def serve_app(config: HypercornConfig, parent: Connection | None = None) -> None:

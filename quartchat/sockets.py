@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn, cast
 
-from quart import websocket
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
+from quart import Quart, websocket
 
 from .broker import Broker, BrokerUnavailable, SlowConsumer, Subscriber
 from .metrics import OPEN_SOCKETS
@@ -20,6 +21,8 @@ CLOSE_TIMEOUT_SECONDS = 5.0
 PROTOCOL = "quartchat.v1"
 
 SocketKind = Literal["room", "call"]
+ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
+SEND_KEY = "quartchat.send"
 
 
 class CloseCode(IntEnum):
@@ -30,6 +33,40 @@ class CloseCode(IntEnum):
     TRY_AGAIN_LATER = 1013
     SLOW_CONSUMER = 4008
     REPLACED = 4009  # the same browser logged in for calls on a newer connection
+
+
+class KeepSend:
+    """ASGI middleware: keeps each websocket's ASGI ``send`` in its scope, for
+    :func:`frame_writer`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] == "websocket":
+            cast(dict[str, Any], scope)[SEND_KEY] = send
+        await self.app(scope, receive, send)
+
+
+def init_app(app: Quart) -> None:
+    app.asgi_app = KeepSend(app.asgi_app)  # type: ignore[method-assign]
+
+
+def frame_writer() -> Callable[[str], Awaitable[None]]:
+    """Write text frames to the current (accepted) websocket straight through the server.
+
+    Quart's ``websocket.send`` adds a ``sleep(0)``, an accept check and a signal dispatch
+    to every frame; a socket's sender task writes one frame per delivery, so those are
+    most of what the app adds to a fan-out.  The sender loops yield on their inbox anyway.
+    """
+    send: ASGISendCallable = cast(dict[str, Any], websocket.scope)[SEND_KEY]
+
+    def write(text: str) -> Awaitable[None]:
+        return send({"type": "websocket.send", "bytes": None, "text": text})
+
+    return write
 
 
 class CloseSocket(Exception):
@@ -46,10 +83,20 @@ class OpenSockets:
     (browsers then reconnect and resume) instead of leaving them to be cut off."""
 
     def __init__(self) -> None:
-        self.going_away = asyncio.Event()
+        self._closing = False
+        self._going_away: asyncio.Future[None] | None = None
         self._count = 0
         self._none_open = asyncio.Event()
         self._none_open.set()
+
+    def going_away(self) -> asyncio.Future[None]:
+        """A future done once the process is shutting down (wait for it with
+        :func:`asyncio.wait`: it is shared)."""
+        if self._going_away is None:
+            self._going_away = asyncio.get_running_loop().create_future()
+            if self._closing:
+                self._going_away.set_result(None)
+        return self._going_away
 
     @contextmanager
     def track(self) -> Iterator[None]:
@@ -64,7 +111,10 @@ class OpenSockets:
 
     async def close_all(self) -> None:
         """Ask every open socket to close with ``GOING_AWAY``; return once all have."""
-        self.going_away.set()
+        self._closing = True
+        going_away = self.going_away()
+        if not going_away.done():
+            going_away.set_result(None)
         await self._none_open.wait()
 
 
@@ -78,21 +128,20 @@ async def run_duplex(
 ) -> None:
     """Run a socket's receive and send loops together until one ends or fails.
 
-    A watchdog ends both as soon as ``inbox`` overflows, even while the sender is blocked
-    on a peer that stopped reading; the socket is then closed with ``SLOW_CONSUMER``.  A
-    shutdown closes it with ``GOING_AWAY``.  Losing the broker closes it with
+    Meanwhile the handler's own task watches for a reason to close: ``inbox`` overflowing
+    (even while the sender is blocked on a peer that stopped reading) closes the socket
+    with ``SLOW_CONSUMER``; a shutdown with ``GOING_AWAY``; losing the broker with
     ``TRY_AGAIN_LATER``: what is published meanwhile cannot reach it, so the client must
     come back and resume from the store once the broker is back.  A client disconnecting
-    cancels the handler, and so this whole group, at its current await.
+    cancels the handler, and so this whole group, at its current await.  (Two tasks per
+    socket, not one per concern: thousands of idle sockets each pay for every task.)
     """
     try:
         with sockets.track(), OPEN_SOCKETS.labels(kind).track_inprogress():
             async with asyncio.TaskGroup() as group:
                 group.create_task(receive(), name="socket-receive")
                 group.create_task(send(), name="socket-send")
-                group.create_task(_raise_on_overflow(inbox), name="socket-watchdog")
-                group.create_task(_raise_on_shutdown(sockets), name="socket-shutdown")
-                group.create_task(_raise_on_broker_loss(broker), name="socket-broker")
+                await _reason_to_close(inbox, sockets, broker)
     except* SlowConsumer:
         await close(CloseCode.SLOW_CONSUMER, "too slow: outbound queue overflowed")
     except* BrokerUnavailable:
@@ -103,19 +152,14 @@ async def run_duplex(
         await close(first.code, first.reason)
 
 
-async def _raise_on_overflow(inbox: Subscriber) -> None:
-    await inbox.overflowed()
-    raise SlowConsumer
-
-
-async def _raise_on_broker_loss(broker: Broker) -> None:
-    await broker.wait_state_change(True)
+async def _reason_to_close(inbox: Subscriber, sockets: OpenSockets, broker: Broker) -> NoReturn:
+    overflow, going_away, lost = inbox.overflow, sockets.going_away(), broker.state_changed(True)
+    await asyncio.wait([overflow, going_away, lost], return_when=asyncio.FIRST_COMPLETED)
+    if overflow.done():
+        raise SlowConsumer
+    if going_away.done():
+        raise CloseSocket(CloseCode.GOING_AWAY, "server restarting: reconnect")
     raise CloseSocket(CloseCode.TRY_AGAIN_LATER, "broker unavailable: reconnect")
-
-
-async def _raise_on_shutdown(sockets: OpenSockets) -> None:
-    await sockets.going_away.wait()
-    raise CloseSocket(CloseCode.GOING_AWAY, "server restarting: reconnect")
 
 
 async def close(code: CloseCode, reason: str) -> None:

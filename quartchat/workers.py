@@ -16,7 +16,6 @@ multiprocess mode, ``/metrics`` adds up the counters of every worker (see :mod:`
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import os
@@ -34,7 +33,7 @@ from hypercorn.config import Sockets
 from .config import Settings
 from .logs import configure_logging
 from .metrics import MULTIPROCESS_ENV
-from .serving import GOODBYE_SECONDS, STOP_SIGNALS, hypercorn_config, serve_app
+from .serving import GOODBYE_SECONDS, STOP_SIGNALS, hypercorn_config, run_loop, serve_app
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ def _work(settings: Settings, sockets: Sockets, parent: Connection) -> None:
     # Hypercorn's fd:// bind serves an inherited socket (detached: Hypercorn's now).
     config.bind = [f"fd://{sock.detach()}" for sock in listening]
     config.quic_bind = [f"fd://{sock.detach()}" for sock in sockets.quic_sockets]
-    asyncio.run(serve_app(config, parent))
+    run_loop(serve_app(config, parent), settings.server.event_loop)
 
 
 def _supervise(workers: list[_Worker], wakeup: _Wakeup, stop_seconds: float) -> int:

@@ -95,3 +95,14 @@ async def _autocommit(database: URL, *statements: str) -> None:
 
 def _timeout() -> dict[str, dict[str, float]]:
     return {"connect_args": {"timeout": CONNECT_TIMEOUT_SECONDS, "command_timeout": 30}}
+
+
+async def break_store(url: str) -> None:
+    """Drop the messages table of the database at ``url``, under a running app: every store
+    call of that app fails from now on."""
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP TABLE messages"))
+    finally:
+        await engine.dispose()

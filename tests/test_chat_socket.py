@@ -17,6 +17,7 @@ from quartchat.sockets import PROTOCOL
 from quartchat.store import NewMessage
 from quartchat.topics import room_topic
 
+from . import databases
 from .conftest import assert_silent, receive_json, receive_until
 
 SEED_FIELDS = {"type", "message", "user", "datetime"}
@@ -284,17 +285,9 @@ async def test_client_id_is_echoed(client: Any) -> None:
 
 def break_store(app: Quart) -> Any:
     """Drop the messages table under the running app: every store call now fails."""
-    from sqlalchemy import text
-
     from quartchat.services import EXTENSION
 
-    engine = app.extensions[EXTENSION].store._engine
-
-    async def drop() -> None:
-        async with engine.begin() as connection:
-            await connection.execute(text("DROP TABLE messages"))
-
-    return drop()
+    return databases.break_store(app.extensions[EXTENSION].settings.store.url)
 
 
 async def test_failed_store_means_error_and_nothing_relayed(app: Quart, client: Any) -> None:

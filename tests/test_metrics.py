@@ -46,8 +46,8 @@ async def test_chat_moves_the_message_and_socket_metrics(server: LiveServer) -> 
     assert after.delta(before, "quartchat_chat_messages_accepted_total") == 3
     assert after.delta(before, "quartchat_chat_messages_delivered_total") == 6  # 3 x 2 members
     latency = "quartchat_chat_delivery_latency_seconds"
-    assert after.delta(before, f"{latency}_count") == 6
-    assert 0 < after.delta(before, f"{latency}_sum") < 6 * 5.0
+    assert after.delta(before, f"{latency}_count") == 3  # once per message in one process
+    assert 0 < after.delta(before, f"{latency}_sum") < 3 * 5.0
     assert after.get(f"{latency}_bucket", le="+Inf") == after.get(f"{latency}_count")
     assert after.get("quartchat_broker_connected") == 1
     assert after.get("quartchat_broker_reconnects_total") == 0

@@ -160,3 +160,16 @@ async def test_unsubscribing_during_an_outage_is_quiet(
     async with broker.subscribe(topic, max_queue=10) as inbox:
         await broker.publish(topic, "fresh")
         assert await take(inbox, 1) == ["fresh"]
+
+
+async def test_a_burst_of_publishes_beyond_the_connection_pool_waits_its_turn(
+    two_brokers: tuple[Broker, Broker], topic: str
+) -> None:
+    """500 publishes at once (a busy room, or everyone's status after a call) all go out:
+    beyond the pool's connections they queue, where redis-py's default pool refused
+    the 101st with "Too many connections"."""
+    publisher, receiver = two_brokers
+    async with receiver.subscribe(topic, max_queue=1000) as inbox:
+        await asyncio.gather(*(publisher.publish(topic, f"m{n}") for n in range(500)))
+        received = await take(inbox, 500, timeout=10)
+    assert sorted(received) == sorted(f"m{n}" for n in range(500))

@@ -4,6 +4,8 @@ test_workers."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from quartchat.config import ConfigError, load_settings
 from quartchat.serving import check_serving
@@ -95,6 +98,28 @@ def test_hypercorn_can_serve_the_factory_directly(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+async def test_uvloop_event_loop_serves_chat(tmp_path: Path) -> None:
+    uvloop_server = LiveServer(tmp_path, env={"QUARTCHAT_SERVER_EVENT_LOOP": "uvloop"})
+    uvloop_server.start()
+    try:
+        url = f"{uvloop_server.ws_url}/ws/room/lobby/ada/"
+        async with connect(url, open_timeout=5) as ada:
+            await ada.send(json.dumps({"message": "on uvloop"}))
+            async with asyncio.timeout(5):
+                echo = json.loads(await ada.recv())
+        assert (echo["type"], echo["message"]) == ("chat_message", "on uvloop")
+        assert uvloop_server.process is not None
+        maps = Path(f"/proc/{uvloop_server.process.pid}/maps")
+        assert "uvloop" in await asyncio.to_thread(maps.read_text)  # its extension is loaded
+    finally:
+        uvloop_server.stop()
+
+
+def test_unknown_event_loops_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"server\.event_loop"):
+        load_settings(environ={}, overrides={"server": {"event_loop": "trio"}})
 
 
 async def test_http2_cleartext_prior_knowledge(server: LiveServer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 from ..aio import cancel_and_wait
@@ -13,6 +13,8 @@ from .state import ConnectionState
 from .subscriber import Subscriber
 
 log = logging.getLogger(__name__)
+
+FanoutObserver = Callable[[str, int], None]  # (text, subscribers it was handed to)
 
 LISTENER_RETRY_SECONDS = 1.0
 RECONNECT_FIRST_SECONDS = 0.1
@@ -43,6 +45,7 @@ class Broker:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        self._observers: list[FanoutObserver] = []
         self._local: dict[str, set[Subscriber]] = {}
         self._changing = asyncio.Lock()  # serialises backend (un)subscribes and reconnects
         self._listener: asyncio.Task[None] | None = None
@@ -53,10 +56,20 @@ class Broker:
         """True while the backend is connected and every local topic subscribed."""
         return self._state.connected
 
+    def state_changed(self, seen: bool) -> asyncio.Future[None]:
+        """A future done once :attr:`connected` differs from ``seen`` (see
+        :meth:`~.state.ConnectionState.changed`)."""
+        return self._state.changed(seen)
+
     async def wait_state_change(self, seen: bool) -> bool:
         """Return :attr:`connected` once it differs from ``seen``; see
         :class:`~.state.ConnectionState` for the loop that watches it."""
         return await self._state.wait_change(seen)
+
+    def observe_fanout(self, observer: FanoutObserver) -> None:
+        """Call ``observer`` once per message this process fans out, with how many local
+        subscribers got it: per-message bookkeeping (metrics) instead of per-recipient."""
+        self._observers.append(observer)
 
     async def start(self) -> None:
         """Connect, and start the listener.  An unreachable engine does not stop start-up:
@@ -161,8 +174,11 @@ class Broker:
                 log.exception("broker backend failed; retrying")
                 await asyncio.sleep(LISTENER_RETRY_SECONDS)
                 continue
-            for subscriber in self._local.get(published.topic, ()):
+            subscribers = self._local.get(published.topic, ())
+            for subscriber in subscribers:
                 subscriber.deliver(published.text)
+            for observer in self._observers:
+                observer(published.text, len(subscribers))
 
     async def _reconnect(self) -> None:
         """Connect and re-subscribe every local topic, retrying with exponential backoff."""

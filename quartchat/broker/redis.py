@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -28,7 +28,12 @@ from ..aio import cancel_and_wait
 from .base import BrokerUnavailable, Published
 
 CONNECT_TIMEOUT_SECONDS = 2.0
-COMMAND_TIMEOUT_SECONDS = 2.0  # bounds publish, ping and the wait for a confirmation
+# Bounds publish, ping, the wait for a confirmation and the wait for a pooled connection.  A
+# refused or reset connection fails at once; this only catches a Redis that hangs, so it is
+# generous: on a saturated host a command can queue for seconds, which is no outage, and
+# failing it would drop a user's message or call frame.
+COMMAND_TIMEOUT_SECONDS = 10.0
+POOL_CONNECTIONS = 32  # per client, per process: enough to keep one Redis busy
 
 _UNREACHABLE = (RedisError, OSError, TimeoutError)
 
@@ -192,10 +197,17 @@ def unavailable_on_failure(doing: str) -> Iterator[None]:
 
 
 def _make_client(url: str, retries: int) -> Redis:
-    return Redis.from_url(
+    """A client whose commands queue for one of :data:`POOL_CONNECTIONS` connections
+    (redis-py's default pool fails a command at once beyond its 100th concurrent one:
+    "Too many connections", which a busy process reaches when a room or the call directory
+    gets a burst)."""
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=POOL_CONNECTIONS,
+        timeout=COMMAND_TIMEOUT_SECONDS,
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
         socket_timeout=COMMAND_TIMEOUT_SECONDS,
         retry=Retry(NoBackoff(), retries),
     )
+    return Redis.from_pool(pool)

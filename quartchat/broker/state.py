@@ -19,7 +19,7 @@ class ConnectionState:
 
     def __init__(self) -> None:
         self._connected = False
-        self._changed = asyncio.Event()
+        self._changed: asyncio.Future[None] | None = None  # done at the next change
 
     @property
     def connected(self) -> bool:
@@ -29,14 +29,26 @@ class ConnectionState:
         if connected == self._connected:
             return
         self._connected = connected
-        self._changed.set()  # wakes every current waiter...
-        self._changed = asyncio.Event()  # ...while later ones wait for the next change
+        if self._changed is not None:
+            self._changed.set_result(None)  # wakes every current waiter...
+            self._changed = None  # ...while later ones wait for the next change
+
+    def changed(self, seen: bool) -> asyncio.Future[None]:
+        """A future done once the state differs from ``seen`` (already done if it does).
+        Shared by every waiter: wait for it with :func:`asyncio.wait`, which never cancels
+        it, rather than awaiting it directly."""
+        if self._connected != seen:
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        if self._changed is None:
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
 
     async def wait_change(self, seen: bool) -> bool:
         """Return the state once it differs from ``seen``: at once if it already does, else
         at the next change.  The state returned equals ``seen`` only after a flap (down and
         up again before the waiter ran): an outage all the same, so messages may be missing.
         """
-        if self._connected == seen:
-            await self._changed.wait()
+        await asyncio.wait([self.changed(seen)])
         return self._connected

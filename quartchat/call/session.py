@@ -26,7 +26,7 @@ from ..chat.rules import TokenBucket
 from ..messages import FrameError
 from ..metrics import CALLS_ANSWERED, CALLS_ENDED, CALLS_STARTED
 from ..services import Services
-from ..sockets import CloseCode, CloseSocket, run_duplex
+from ..sockets import CloseCode, CloseSocket, frame_writer, run_duplex
 from ..topics import CALL_DIRECTORY_TOPIC, user_topic
 from .directory import Status
 from .frames import (
@@ -107,6 +107,7 @@ class CallSession:
         self.call: Call | None = None
         self._lock = asyncio.Lock()
         self._inbox: Subscriber
+        self._write: Callable[[str], Awaitable[None]]  # once accepted
         self._own_status = "\0"  # prefix of directory events about this user, once logged in
 
     async def run(self) -> None:
@@ -115,6 +116,7 @@ class CallSession:
             raise BrokerUnavailable("the broker is unavailable")
         async with broker.subscribe(max_queue=limits.queue_length) as inbox:
             await websocket.accept()
+            self._write = frame_writer()
             self._inbox = inbox
             inbox.deliver(encode(Connected()))
             try:
@@ -143,7 +145,8 @@ class CallSession:
                 )
                 async with self._lock:
                     await self._on_frame(frame, inbox)
-            except BrokerUnavailable:
+            except BrokerUnavailable as error:
+                log.warning("call frame of %s not sent: %s", self.name, error)
                 inbox.deliver(error_event("unavailable", "Not sent: the server is reconnecting."))
             except FrameError as error:
                 inbox.deliver(error_event(error.code, error.message))
@@ -231,19 +234,29 @@ class CallSession:
     # -- outbound --------------------------------------------------------------------------
 
     async def _send(self, inbox: Subscriber) -> None:
-        async for text in inbox:
-            if text.startswith(self._own_status):
-                continue  # the directory tells others about us
-            frames: list[str] = []
-            try:
-                async with self._lock:
-                    if text.startswith(SIGNAL_PREFIX):
-                        await self._on_signal(decode(text), frames.append)
-                    else:
-                        await self._on_directory(text, frames.append)
-            finally:  # also the farewell before a CloseSocket
-                for frame in frames:
-                    await websocket.send(frame)
+        """Relay what reaches this connection.  Signals go through the call state, under the
+        lock; so do directory events during a call (one may say the peer went offline).
+        Anything else (most frames: everyone's status changes) is written as it is."""
+        while True:
+            for text in _conflated(await inbox.get_all()):
+                if text.startswith(SIGNAL_PREFIX) or self.call is not None:
+                    await self._relay(text)
+                elif not text.startswith(self._own_status):  # the directory tells others
+                    await self._write(text)
+
+    async def _relay(self, text: str) -> None:
+        if text.startswith(self._own_status):
+            return
+        frames: list[str] = []
+        try:
+            async with self._lock:
+                if text.startswith(SIGNAL_PREFIX):
+                    await self._on_signal(decode(text), frames.append)
+                else:
+                    await self._on_directory(text, frames.append)
+        finally:  # also the farewell before a CloseSocket
+            for frame in frames:
+                await self._write(frame)
 
     async def _on_signal(self, signal: Signal, emit: Emit) -> None:
         if signal.to != self.sid:
@@ -391,8 +404,10 @@ class CallSession:
         """Tell the peer of a call in progress, then give up the name and go offline."""
         try:
             await self._give_up()
-        except BrokerUnavailable:  # the peer learns from the directory's sweep instead
-            log.warning("call connection of %s closed while the broker is unavailable", self.name)
+        except BrokerUnavailable as error:  # the peer learns from the directory's sweep instead
+            log.warning(
+                "call connection of %s closed while the broker is unavailable: %s", self.name, error
+            )
 
     async def _give_up(self) -> None:
         async with self._lock:
@@ -409,6 +424,30 @@ class CallSession:
                 ):
                     event = _status_event(self.name, "offline")
                     await self.services.broker.publish(CALL_DIRECTORY_TOPIC, event)
+
+
+STATUS_PREFIX = '{"type":"user_status","data":{"name":'
+PASSING = ('"status":"available"}}', '"status":"busy"}}')
+
+
+def _conflated(frames: list[str]) -> list[str]:
+    """``frames`` without the available/busy changes that a later frame of the batch about
+    the same person supersedes.  A connection that fell behind (every call anyone makes
+    is four status changes for everyone online) then catches up on the latest state
+    instead of replaying each step; offline events, and everything else, are all kept."""
+    if len(frames) < 2:
+        return frames
+    seen: set[str] = set()
+    kept: list[str] = []
+    for frame in reversed(frames):
+        if frame.startswith(STATUS_PREFIX) and frame.endswith(PASSING):
+            who = frame.partition(',"status"')[0]
+            if who in seen:
+                continue
+            seen.add(who)
+        kept.append(frame)
+    kept.reverse()
+    return kept
 
 
 def _status_event(name: str, status: Status | Literal["offline"]) -> str:

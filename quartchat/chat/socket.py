@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import NoReturn
 
 from quart import websocket
@@ -30,9 +31,9 @@ from ..messages import (
     error_frame,
     parse_room_frame,
 )
-from ..metrics import chat_delivered
+from ..metrics import CHAT_PREFIX
 from ..services import Services
-from ..sockets import PROTOCOL, CloseCode, CloseSocket, run_duplex
+from ..sockets import PROTOCOL, CloseCode, CloseSocket, frame_writer, run_duplex
 from ..store import NewMessage, StoredMessage, StoreUnavailable
 from ..topics import room_topic
 from .rules import Throttle, TokenBucket, check_message
@@ -40,8 +41,8 @@ from .writer import chat_message
 
 log = logging.getLogger(__name__)
 
-CHAT_PREFIX = '{"type":"chat_message"'
 ID_PREFIX = CHAT_PREFIX + ',"id":'
+POSTS_IN_FLIGHT = 32  # one socket's messages queued for the store at once
 GAP_WAIT_SECONDS = 0.5  # how long a message that skips ids waits for the ones before it
 ERROR_PREFIX = '{"type":"error"'
 
@@ -56,6 +57,7 @@ class RoomSession:
         self.user = user
         self.topic = room_topic(room)
         self.extended = extended
+        self._write: Callable[[str], Awaitable[None]]  # once accepted
 
     async def run(self, since: int | None) -> None:
         broker, presence = self.services.broker, self.services.presence
@@ -66,6 +68,7 @@ class RoomSession:
                     joined = MemberJoined(user=self.user, datetime=_now())
                     await broker.publish(self.topic, encode(joined))
                 await websocket.accept(subprotocol=PROTOCOL if self.extended else None)
+                self._write = frame_writer()
                 await run_duplex(
                     lambda: self._receive(inbox),
                     lambda: self._send(inbox, since),
@@ -101,24 +104,27 @@ class RoomSession:
         held: dict[int, str] = {}
         while True:
             if not held:
-                text = await inbox.get()
+                texts = await inbox.get_all()
             else:
                 try:
                     async with asyncio.timeout(GAP_WAIT_SECONDS):
-                        text = await inbox.get()
+                        texts = await inbox.get_all()
                 except TimeoutError:
                     last_id = await self._fill_gap(last_id, held)
                     continue
-            if text.startswith(CHAT_PREFIX):
-                message_id = _chat_id(text)
-                if message_id <= last_id:
-                    continue
-                held[message_id] = text
-                while last_id + 1 in held:
-                    last_id += 1
-                    await self._deliver(held.pop(last_id))
-            elif self.extended or text.startswith(ERROR_PREFIX):
-                await websocket.send(text)  # the seed dialect knows chat messages and errors only
+            for text in texts:
+                if text.startswith(CHAT_PREFIX):
+                    message_id = _chat_id(text)
+                    if message_id == last_id + 1 and not held:  # the usual case
+                        last_id = message_id
+                        await self._write(text)
+                    elif message_id > last_id:
+                        held[message_id] = text
+                        while last_id + 1 in held:
+                            last_id += 1
+                            await self._write(held.pop(last_id))
+                elif self.extended or text.startswith(ERROR_PREFIX):
+                    await self._write(text)  # the seed dialect knows chat messages and errors
 
     async def _fill_gap(self, last_id: int, held: dict[int, str]) -> int:
         """Send what the store has after ``last_id`` up to the newest held message."""
@@ -131,7 +137,7 @@ class RoomSession:
                 if not page:
                     break
                 for stored in page:
-                    await self._deliver(encode(chat_message(stored)))
+                    await self._write(encode(chat_message(stored)))
                 last_id = page[-1].id
         except StoreUnavailable:
             await self._store_failed()
@@ -139,12 +145,8 @@ class RoomSession:
             del held[message_id]
         while last_id + 1 in held:
             last_id += 1
-            await self._deliver(held.pop(last_id))
+            await self._write(held.pop(last_id))
         return last_id
-
-    async def _deliver(self, text: str) -> None:
-        await websocket.send(text)
-        chat_delivered(text)
 
     async def _store_failed(self) -> NoReturn:
         """Without the store there is no gap-free stream: tell the client to come back."""
@@ -197,19 +199,38 @@ class RoomSession:
 
     async def _receive(self, inbox: Subscriber) -> None:
         """Handle inbound frames.  Errors go back through the bounded inbox, so a client that
-        floods bad frames without reading is closed as a slow consumer, never buffered for."""
+        floods bad frames without reading is closed as a slow consumer, never buffered for.
+
+        A message is handed to the writer and the next frame read at once: its echo (the
+        acknowledgement) comes through the broker once stored, and a failure as an error
+        event.  So one client's messages share transactions (group commit) instead of
+        waiting for a commit each; beyond :data:`POSTS_IN_FLIGHT` the socket stops reading.
+        """
         bucket = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst)
         typing = Throttle(self.limits.typing_interval_seconds)
+        posts: list[asyncio.Future[StoredMessage]] = []  # at most POSTS_IN_FLIGHT
         while True:
             frame = await websocket.receive()
             try:
-                await self._handle(frame, bucket, typing)
+                new = await self._handle(frame, bucket, typing)
             except FrameError as error:
                 inbox.deliver(error_frame(error))
+                continue
+            if new is None:
+                continue
+            posts = [post for post in posts if not post.done()]
+            if len(posts) >= POSTS_IN_FLIGHT:
+                await asyncio.wait([posts.pop(0)])
+            stored = self.services.writer.submit(new)
+            stored.add_done_callback(partial(_report_failure, inbox, new.client_id))
+            posts.append(stored)
 
-    async def _handle(self, raw: str | bytes, bucket: TokenBucket, typing: Throttle) -> None:
-        """Typing notices have their own throttle (extras are dropped); every other frame,
-        valid or not, takes a token from the rate limit's bucket."""
+    async def _handle(
+        self, raw: str | bytes, bucket: TokenBucket, typing: Throttle
+    ) -> NewMessage | None:
+        """The message to store, if ``raw`` is one.  Typing notices have their own throttle
+        (extras are dropped); every other frame, valid or not, takes a token from the rate
+        limit's bucket."""
         try:
             frame = parse_room_frame(raw)
         except FrameError:
@@ -218,17 +239,24 @@ class RoomSession:
         if isinstance(frame, StartTyping):
             if typing.ready():
                 await self.services.broker.publish(self.topic, encode(Typing(user=self.user)))
-            return
+            return None
         client_id = frame.client_id
         if not bucket.take():
             raise FrameError("rate_limited", "Too many messages: slow down.", client_id)
         try:
             text = check_message(frame.message, self.limits.message_max_chars)
-            await self.services.writer.post(NewMessage(self.room, self.user, text, client_id))
         except FrameError as error:
             raise FrameError(error.code, error.message, client_id) from None
-        except StoreUnavailable as error:
-            raise FrameError("unavailable", f"Not sent: {error}.", client_id) from None
+        return NewMessage(self.room, self.user, text, client_id)
+
+
+def _report_failure(
+    inbox: Subscriber, client_id: str | None, stored: asyncio.Future[StoredMessage]
+) -> None:
+    error = None if stored.cancelled() else stored.exception()
+    if error is not None:
+        failure = FrameError("unavailable", f"Not sent: {error}.", client_id)
+        inbox.deliver(error_frame(failure))
 
 
 def _chat_id(text: str) -> int:

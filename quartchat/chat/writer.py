@@ -56,13 +56,19 @@ class ChatWriter:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def submit(self, new: NewMessage) -> asyncio.Future[StoredMessage]:
+        """Queue ``new`` to be stored and published; the future resolves to it as stored, or
+        fails with :class:`StoreUnavailable`.  Messages are stored in submission order."""
+        waiter: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
+        if not self.running():
+            waiter.set_exception(StoreUnavailable("the message writer is not running"))
+        else:
+            self._pending.put_nowait((new, waiter))
+        return waiter
+
     async def post(self, new: NewMessage) -> StoredMessage:
         """Store and publish ``new``; return it as stored.  Raises :class:`StoreUnavailable`."""
-        if not self.running():
-            raise StoreUnavailable("the message writer is not running")
-        waiter: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
-        self._pending.put_nowait((new, waiter))
-        return await waiter
+        return await self.submit(new)
 
     async def _run(self) -> None:
         while True:

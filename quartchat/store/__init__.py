@@ -1,4 +1,4 @@
-"""Durable room history: SQLAlchemy's async core over SQLite (default) or PostgreSQL."""
+"""Durable room history: SQLAlchemy Core over SQLite (default) or PostgreSQL."""
 
 from __future__ import annotations
 

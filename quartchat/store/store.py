@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -11,12 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, make_url, select, text, tuple_
+from sqlalchemy import Connection, Integer, Select, String, bindparam, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.sql.dml import ReturningInsert
 
 from . import migrate
+from .engines import engine_for
 from .schema import messages, rooms
 
 
@@ -59,6 +58,21 @@ class Appended:
 ResendKey = tuple[str, str, str]
 
 
+def _advance_statement(dialect: str) -> ReturningInsert[Any]:
+    """``last_id += :count`` for ``:room`` (created at ``:count``), returning it: built once,
+    since building it costs more than running it."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    count = bindparam("count", type_=Integer)
+    return (
+        insert(rooms)
+        .values(name=bindparam("room", type_=String), last_id=count)
+        .on_conflict_do_update(
+            index_elements=[rooms.c.name], set_={"last_id": rooms.c.last_id + count}
+        )
+        .returning(rooms.c.last_id)
+    )
+
+
 def _resend_key(new: NewMessage) -> ResendKey | None:
     return None if new.client_id is None else (new.client_id, new.room, new.user)
 
@@ -68,16 +82,12 @@ class MessageStore:
 
     ``append_many`` writes a whole batch in one transaction (group commit): the caller
     acknowledges nothing until it returns, so every acknowledged message is on disk.
+    The queries are plain functions of a connection, run by :mod:`.engines`.
     """
 
     def __init__(self, url: str) -> None:
-        # PostgreSQL: check a pooled connection before use, so that a server restart costs
-        # a reconnect rather than the next batch of messages.
-        server = make_url(url).get_backend_name() != "sqlite"
-        self._engine = create_async_engine(url, pool_pre_ping=server)
-        self._dialect = self._engine.dialect.name
-        if self._dialect == "sqlite":
-            event.listen(self._engine.sync_engine, "connect", _tune_sqlite)
+        self._engine = engine_for(url)
+        self._advance = _advance_statement(self._engine.dialect)
 
     async def open(self) -> None:
         """Check the schema; an empty database is migrated to head first.
@@ -86,29 +96,25 @@ class MessageStore:
         another revision (or none), and :class:`StoreUnavailable` when it cannot be reached.
         """
         with _failures():
-            async with self._engine.begin() as connection:
-                await connection.run_sync(migrate.prepare)
+            await self._engine.run(migrate.prepare)
 
     async def upgrade(self) -> migrate.Revisions:
         """Migrate the database to head (``quartchat db upgrade``); return the revisions
         before."""
         with _failures():
-            async with self._engine.begin() as connection:
-                return await connection.run_sync(migrate.upgrade)
+            return await self._engine.run(migrate.upgrade)
 
     async def revisions(self) -> migrate.Revisions:
         """The database's schema revision and this version's head."""
         with _failures():
-            async with self._engine.begin() as connection:
-                return await connection.run_sync(migrate.revisions)
+            return await self._engine.run(migrate.revisions)
 
     async def close(self) -> None:
         await self._engine.dispose()
 
     async def ping(self) -> None:
         with _failures():
-            async with self._engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            await self._engine.run(_ping)
 
     async def append_many(self, batch: Sequence[NewMessage]) -> list[Appended]:
         """Store ``batch`` in one transaction; return it with ids, in the same order.
@@ -118,14 +124,13 @@ class MessageStore:
         """
         created_at = datetime.now(UTC)
         with _failures():
-            async with self._engine.begin() as connection:
-                return await self._append_many(connection, batch, created_at)
+            return await self._engine.run(self._append_many, batch, created_at)
 
-    async def _append_many(
-        self, connection: AsyncConnection, batch: Sequence[NewMessage], created_at: datetime
+    def _append_many(
+        self, connection: Connection, batch: Sequence[NewMessage], created_at: datetime
     ) -> list[Appended]:
         keys = [_resend_key(new) for new in batch]
-        earlier = await self._stored_resends(connection, {key for key in keys if key})
+        earlier = _stored_resends(connection, {key for key in keys if key})
         first_copy: dict[ResendKey, int] = {}  # a resend within this batch: its first copy
         fresh: list[int] = []  # positions in batch to store
         for position, key in enumerate(keys):
@@ -137,7 +142,8 @@ class MessageStore:
         # Rooms in name order: concurrent writers (processes) lock their rows in one order,
         # so they queue instead of deadlocking.
         for room, count in sorted(Counter(batch[position].room for position in fresh).items()):
-            next_id[room] = await self._advance_counter(connection, room, count) - count + 1
+            last_id = connection.execute(self._advance, {"room": room, "count": count})
+            next_id[room] = int(last_id.scalar_one()) - count + 1
         stored: dict[int, StoredMessage] = {}
         for position in fresh:
             new = batch[position]
@@ -146,7 +152,7 @@ class MessageStore:
             )
             next_id[new.room] += 1
         if stored:
-            await connection.execute(messages.insert(), [_row(m) for m in stored.values()])
+            connection.execute(messages.insert(), [_row(m) for m in stored.values()])
         appended = []
         for position, key in enumerate(keys):
             if position in stored:
@@ -156,33 +162,6 @@ class MessageStore:
                 original = earlier.get(key) or stored[first_copy[key]]
                 appended.append(Appended(original, False))
         return appended
-
-    async def _stored_resends(
-        self, connection: AsyncConnection, keys: set[ResendKey]
-    ) -> dict[ResendKey, StoredMessage]:
-        """The messages already stored under these (client_id, room, author) keys."""
-        if not keys:
-            return {}
-        columns = tuple_(messages.c.client_id, messages.c.room, messages.c.author)
-        query = select(messages).where(columns.in_(sorted(keys)))
-        found: dict[ResendKey, StoredMessage] = {}
-        for row in (await connection.execute(query)).all():
-            message = _message(row._mapping)
-            found[(row.client_id, message.room, message.user)] = message
-        return found
-
-    async def _advance_counter(self, connection: AsyncConnection, room: str, count: int) -> int:
-        """Reserve ``count`` ids in ``room``; return the last one.  Locks the room's row."""
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(rooms)
-            .values(name=room, last_id=count)
-            .on_conflict_do_update(
-                index_elements=[rooms.c.name], set_={"last_id": rooms.c.last_id + count}
-            )
-            .returning(rooms.c.last_id)
-        )
-        return int((await connection.execute(statement)).scalar_one())
 
     async def page(
         self,
@@ -205,10 +184,29 @@ class MessageStore:
         newest_first = after is None
         order = messages.c.id.desc() if newest_first else messages.c.id.asc()
         with _failures():
-            async with self._engine.connect() as connection:
-                rows = (await connection.execute(query.order_by(order).limit(limit))).all()
-        found = [_message(row._mapping) for row in rows]
+            found = await self._engine.run(_select_messages, query.order_by(order).limit(limit))
         return found[::-1] if newest_first else found
+
+
+def _ping(connection: Connection) -> None:
+    connection.execute(text("SELECT 1"))
+
+
+def _select_messages(connection: Connection, query: Select[Any]) -> list[StoredMessage]:
+    return [_message(row._mapping) for row in connection.execute(query)]
+
+
+def _stored_resends(connection: Connection, keys: set[ResendKey]) -> dict[ResendKey, StoredMessage]:
+    """The messages already stored under these (client_id, room, author) keys."""
+    if not keys:
+        return {}
+    columns = tuple_(messages.c.client_id, messages.c.room, messages.c.author)
+    query = select(messages).where(columns.in_(sorted(keys)))
+    found: dict[ResendKey, StoredMessage] = {}
+    for row in connection.execute(query):
+        message = _message(row._mapping)
+        found[(row.client_id, message.room, message.user)] = message
+    return found
 
 
 def _row(message: StoredMessage) -> dict[str, Any]:
@@ -229,16 +227,3 @@ def _message(row: Any) -> StoredMessage:
     return StoredMessage(
         row["room"], row["id"], row["author"], row["text"], created_at, row["client_id"]
     )
-
-
-def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    """WAL: readers never block the writer; NORMAL sync survives a killed process."""
-    cursor = dbapi_connection.cursor()
-    # "database is locked", at once: a new file that another process (or engine) is
-    # switching or migrating at the same time.  WAL is a property of the file, which that
-    # connection sets, and this one follows it from its next transaction.
-    with contextlib.suppress(sqlite3.OperationalError):
-        cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
