@@ -1,0 +1,131 @@
+"""Run the benchmark: every scenario against the raw-ASGI ceiling and quartchat, in one run.
+
+    python -m bench                      # the full run (bench/run.sh), results into docs/
+    python -m bench --profile smoke --out /tmp/bench   # seconds: checks that it all works
+
+Each server is pinned to core 0 and this load generator to core 1 (``taskset``), so the
+two never share a core; a load generator busy near 100% of its core was the limit, not
+the server, and the report says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import calls, report, scenarios
+from .servers import Running, Target
+
+SERVER_CORE, LOADGEN_CORE = 0, 1
+
+# name -> (function, keyword arguments), per profile
+PROFILES: dict[str, dict[str, tuple[Any, dict[str, Any]]]] = {
+    "full": {
+        "fanout_1x100": (scenarios.fanout, dict(rooms=1, members=100, senders=1, messages=2000)),
+        "fanout_50x20": (scenarios.fanout, dict(rooms=50, members=20, senders=5, messages=40)),
+        "paced_1000": (
+            scenarios.fanout,
+            dict(rooms=20, members=50, senders=1, messages=8, rate=500),
+        ),
+        "idle_2000": (scenarios.idle, dict(connections=2000, rooms=100)),
+        "calls_100": (calls.calls, dict(pairs=100, calls_per_pair=3)),
+        "storm_2000": (scenarios.storm, dict(clients=2000, rooms=100)),
+    },
+    "smoke": {
+        "fanout_1x100": (scenarios.fanout, dict(rooms=1, members=10, senders=1, messages=20)),
+        "fanout_50x20": (scenarios.fanout, dict(rooms=3, members=4, senders=2, messages=5)),
+        "paced_1000": (
+            scenarios.fanout,
+            dict(rooms=2, members=5, senders=1, messages=3, rate=50),
+        ),
+        "idle_2000": (scenarios.idle, dict(connections=20, rooms=2)),
+        "calls_100": (calls.calls, dict(pairs=2, calls_per_pair=2)),
+        "storm_2000": (scenarios.storm, dict(clients=20, rooms=4)),
+    },
+}
+
+FANOUT = ["fanout_1x100", "fanout_50x20"]
+ALL = [*FANOUT, "paced_1000", "idle_2000", "calls_100"]
+
+# (target, the scenarios it runs)
+TARGETS: list[tuple[Target, list[str]]] = [
+    (Target("ceiling", "ceiling"), ALL),
+    (Target("quartchat", "quartchat"), [*ALL, "storm_2000"]),  # the ceiling keeps no history
+    (Target("quartchat-uvloop", "quartchat", {"QUARTCHAT_SERVER_EVENT_LOOP": "uvloop"}), ALL),
+    (
+        Target("quartchat-redis-2w", "quartchat", {"QUARTCHAT_SERVER_WORKERS": "2"}, redis=True),
+        [*FANOUT, "paced_1000", "calls_100"],
+    ),
+    (Target("uvicorn-ceiling", "ceiling", server="uvicorn"), FANOUT),
+]
+
+
+async def run(profile: str, only: list[str] | None) -> dict[str, Any]:
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for target, names in TARGETS:
+            if only and target.name not in only:
+                continue
+            results[target.name] = {}
+            for scenario in names:
+                function, arguments = PROFILES[profile][scenario]
+                server = Running(target, Path(workdir) / f"{target.name}-{scenario}", SERVER_CORE)
+                try:
+                    started = time.perf_counter()
+                    result = await function(server, scenario.split("_")[0], **arguments)
+                finally:
+                    server.stop()
+                result["wall_seconds"] = round(time.perf_counter() - started, 1)
+                results[target.name][scenario] = result
+                print(f"{target.name:20} {scenario:14} {json.dumps(result)}", flush=True)
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "profile": profile,
+        "machine": _machine(),
+        "scenarios": {name: arguments for name, (_, arguments) in PROFILES[profile].items()},
+        "results": results,
+    }
+
+
+def _machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    parser.add_argument("--only", nargs="*", help="target names to run (default: all)")
+    parser.add_argument(
+        "--out", type=Path, default=report.DOCS, help="where results.json and the chart go"
+    )
+    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {LOADGEN_CORE % (os.cpu_count() or 1)})
+    data = asyncio.run(run(args.profile, args.only))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / report.JSON_NAME).write_text(json.dumps(data, indent=2) + "\n")
+    report.chart(data, args.out / report.CHART_NAME)
+    tables = report.markdown(data)
+    print(tables)
+    if not args.no_docs:
+        report.update_docs(tables)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Turn a bench run's results into the tables and chart of docs/performance.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: write files only
+import matplotlib.pyplot as plt
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+JSON_NAME = "performance.json"
+CHART_NAME = "performance.png"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+CEILING = "ceiling"
+LOADGEN_LIMIT = 0.9  # the load generator's core this busy: it, not the server, was the limit
+
+# (scenario, figure, what the issue asks of quartchat / the ceiling's figure, or None)
+TARGETS: list[tuple[str, str, float | None]] = [
+    ("fanout_1x100", "server_cpu_us_per_delivery", 1.3),
+    ("fanout_50x20", "server_cpu_us_per_delivery", 1.3),
+    ("paced_1000", "latency_ms_p99", 2.0),
+    ("idle_2000", "rss_kb_per_connection", 1.25),
+    ("calls_100", "server_cpu_us_per_call_message", 1.5),
+]
+
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "fanout": [
+        ("delivered/expected", "delivered_ratio"),
+        ("deliveries/s", "deliveries_per_second"),
+        ("p50 ms", "latency_ms_p50"),
+        ("p95 ms", "latency_ms_p95"),
+        ("p99 ms", "latency_ms_p99"),
+        ("server CPU µs/delivery", "server_cpu_us_per_delivery"),
+        ("server busy", "server_busy"),
+        ("load generator busy", "loadgen_busy"),
+        ("server RSS MB", "server_rss_mb"),
+    ],
+    "idle": [
+        ("connections", "connections"),
+        ("connections/s", "connections_per_second"),
+        ("handshake p50 ms", "handshake_ms_p50"),
+        ("handshake p99 ms", "handshake_ms_p99"),
+        ("RSS KB/connection", "rss_kb_per_connection"),
+        ("server CPU µs/connection", "server_cpu_us_per_connection"),
+        ("load generator busy", "loadgen_busy"),
+    ],
+    "calls": [
+        ("calls", "calls"),
+        ("relayed/expected", "delivered_ratio"),
+        ("calls/s", "calls_per_second"),
+        ("setup p50 ms", "setup_ms_p50"),
+        ("setup p99 ms", "setup_ms_p99"),
+        ("server CPU µs/relayed message", "server_cpu_us_per_call_message"),
+        ("server busy", "server_busy"),
+        ("load generator busy", "loadgen_busy"),
+    ],
+    "storm": [
+        ("clients", "connections"),
+        ("resumed/clients", "delivered_ratio"),
+        ("restart s", "restart_seconds"),
+        ("full recovery s", "recovery_seconds"),
+        ("refused attempts", "refused_attempts"),
+        ("load generator CPU s", "loadgen_cpu_seconds"),
+    ],
+}
+
+
+def _kind(scenario: str) -> str:
+    return {"idle": "idle", "calls": "calls", "storm": "storm"}.get(
+        scenario.split("_")[0], "fanout"
+    )
+
+
+def ratio(results: dict[str, Any], target: str, scenario: str, figure: str) -> float | None:
+    ceiling = results.get(CEILING, {}).get(scenario, {}).get(figure)
+    value = results.get(target, {}).get(scenario, {}).get(figure)
+    if not ceiling or value is None:
+        return None
+    return float(value) / float(ceiling)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float) and value < 10:
+        return f"{value:.4f}".rstrip("0").rstrip(".") if value < 1.0001 else f"{value:.2f}"
+    if isinstance(value, (int, float)):
+        return f"{value:,.0f}" if value >= 1000 else f"{value:g}"
+    return str(value)
+
+
+def markdown(data: dict[str, Any]) -> str:
+    results = data["results"]
+    machine = data["machine"]
+    lines = [
+        f"Run of {data['date']} (profile `{data['profile']}`): {machine['cpu']}, "
+        f"{machine['cores']} cores, Python {machine['python']}. Raw figures: "
+        f"[{JSON_NAME}]({JSON_NAME}).",
+        "",
+        "### Against the targets (ratio = quartchat / the raw-Hypercorn ceiling, same run)",
+        "",
+        "| scenario | figure | ceiling | quartchat | ratio | target | uvloop ratio "
+        "| Redis, 2 workers: ratio | met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario, figure, most in TARGETS:
+        ours = ratio(results, "quartchat", scenario, figure)
+        uv = ratio(results, "quartchat-uvloop", scenario, figure)
+        redis = ratio(results, "quartchat-redis-2w", scenario, figure)
+        met = "yes" if ours is not None and most is not None and ours <= most else "**no**"
+        lines.append(
+            f"| {scenario} | {figure} "
+            f"| {_cell(results.get(CEILING, {}).get(scenario, {}).get(figure, '–'))} "
+            f"| {_cell(results.get('quartchat', {}).get(scenario, {}).get(figure, '–'))} "
+            f"| {_fmt_ratio(ours)} | ≤ {most} | {_fmt_ratio(uv)} | {_fmt_ratio(redis)} | {met} |"
+        )
+    lost = [
+        f"{target}/{scenario}"
+        for target, by_scenario in results.items()
+        for scenario, result in by_scenario.items()
+        if "delivered_ratio" in result and result["delivered_ratio"] != 1
+    ]
+    lines += [
+        "",
+        "delivered/expected = 1.0000 in every scenario and target."
+        if not lost
+        else f"**Lost deliveries in: {', '.join(lost)}.**",
+    ]
+    bound = [
+        f"{target}/{scenario}"
+        for target, by_scenario in results.items()
+        for scenario, result in by_scenario.items()
+        if result.get("loadgen_busy", 0) >= LOADGEN_LIMIT
+    ]
+    if bound:
+        lines.append(
+            f"The load generator's core was ≥ {LOADGEN_LIMIT:.0%} busy, so it (not only the "
+            f"server) was the limit, in: {', '.join(bound)}."
+        )
+    for kind, columns in COLUMNS.items():
+        lines += ["", f"### {kind} scenarios", ""]
+        lines.append("| target | scenario | " + " | ".join(title for title, _ in columns) + " |")
+        lines.append("|---|---|" + "---|" * len(columns))
+        for target, by_scenario in results.items():
+            for scenario, result in by_scenario.items():
+                if _kind(scenario) != kind:
+                    continue
+                cells = " | ".join(_cell(result.get(key, "–")) for _, key in columns)
+                lines.append(f"| {target} | {scenario} | {cells} |")
+    lines += ["", f"![Ratios to the ceiling, by target and figure]({CHART_NAME})"]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def chart(data: dict[str, Any], path: Path) -> None:
+    """Each quartchat target's figures as ratios to the ceiling's, next to the targets."""
+    results = data["results"]
+    targets = [name for name in results if name.startswith("quartchat")]
+    figure, axes = plt.subplots(figsize=(9, 4.5), dpi=100)
+    width = 0.8 / max(1, len(targets))
+    for i, target in enumerate(targets):
+        values = [ratio(results, target, s, f) or 0.0 for s, f, _ in TARGETS]
+        positions = [x + i * width for x in range(len(TARGETS))]
+        bars = axes.bar(positions, values, width, label=target)
+        axes.bar_label(bars, labels=[f"{v:.2f}" if v else "not run" for v in values], fontsize=7)
+    for x, (_, _, most) in enumerate(TARGETS):
+        if most is not None:
+            axes.hlines(
+                most,
+                x - width / 2,
+                x + width * (len(targets) - 0.5),
+                colors="black",
+                linestyles="dashed",
+                linewidth=1,
+            )
+    axes.axhline(1.0, color="grey", linewidth=0.8)
+    axes.set_xticks([x + width * (len(targets) - 1) / 2 for x in range(len(TARGETS))])
+    axes.set_xticklabels([f"{s}\n{f.replace('_', ' ')}" for s, f, _ in TARGETS], fontsize=7)
+    axes.set_ylabel("quartchat / raw-Hypercorn ceiling")
+    axes.set_title("Ratios to the ceiling (lower is better; dashed: the target)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def update_docs(tables: str, doc: Path = DOCS / "performance.md") -> None:
+    """Replace what lies between the bench markers of ``doc`` with ``tables``."""
+    text = doc.read_text()
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    doc.write_text(f"{head}{BEGIN}\n{tables}{END}{tail}")
