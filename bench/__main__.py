@@ -54,6 +54,7 @@ PROFILES: dict[str, dict[str, tuple[Any, dict[str, Any]]]] = {
 
 FANOUT = ["fanout_1x100", "fanout_50x20"]
 ALL = [*FANOUT, "paced_1000", "idle_2000", "calls_100"]
+ORDER = [*ALL, "storm_2000"]
 
 # (target, the scenarios it runs)
 TARGETS: list[tuple[Target, list[str]]] = [
@@ -67,31 +68,53 @@ TARGETS: list[tuple[Target, list[str]]] = [
     (Target("uvicorn-ceiling", "ceiling", server="uvicorn"), FANOUT),
 ]
 
+# The targets' ratios are what the run is for: the ceiling and quartchat run every scenario
+# but the storm this many times, alternating scenario by scenario, and their figures are the
+# medians.  A shared machine drifts by ±20% from one minute to the next; two runs a few
+# seconds apart drift together, and the median of three ratios shrugs off one bad minute.
+ROUNDS = {"full": 3, "smoke": 1}
+REPEATED = {"ceiling", "quartchat"}
+
+
+def plan(profile: str, only: list[str] | None) -> list[tuple[int, str, Target]]:
+    """(round, scenario, target) in the order they run."""
+    steps = []
+    for round_ in range(ROUNDS[profile]):
+        for scenario in ORDER:
+            for target, names in TARGETS:
+                if scenario not in names or (only and target.name not in only):
+                    continue
+                if round_ == 0 or (target.name in REPEATED and scenario in ALL):
+                    steps.append((round_, scenario, target))
+    return steps
+
 
 async def run(profile: str, only: list[str] | None) -> dict[str, Any]:
-    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     with tempfile.TemporaryDirectory() as workdir:
-        for target, names in TARGETS:
-            if only and target.name not in only:
-                continue
-            results[target.name] = {}
-            for scenario in names:
-                function, arguments = PROFILES[profile][scenario]
-                server = Running(target, Path(workdir) / f"{target.name}-{scenario}", SERVER_CORE)
-                try:
-                    started = time.perf_counter()
-                    result = await function(server, scenario.split("_")[0], **arguments)
-                finally:
-                    server.stop()
-                result["wall_seconds"] = round(time.perf_counter() - started, 1)
-                results[target.name][scenario] = result
-                print(f"{target.name:20} {scenario:14} {json.dumps(result)}", flush=True)
+        for round_, scenario, target in plan(profile, only):
+            function, arguments = PROFILES[profile][scenario]
+            where = Path(workdir) / f"{target.name}-{scenario}-{round_}"
+            server = Running(target, where, SERVER_CORE)
+            try:
+                started = time.perf_counter()
+                result = await function(server, scenario.split("_")[0], **arguments)
+            finally:
+                server.stop()
+            result["wall_seconds"] = round(time.perf_counter() - started, 1)
+            runs.setdefault(target.name, {}).setdefault(scenario, []).append(result)
+            print(f"{round_} {target.name:20} {scenario:14} {json.dumps(result)}", flush=True)
+    results = {
+        target: {scenario: report.median(found) for scenario, found in by_scenario.items()}
+        for target, by_scenario in runs.items()
+    }
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "profile": profile,
         "machine": _machine(),
         "scenarios": {name: arguments for name, (_, arguments) in PROFILES[profile].items()},
         "results": results,
+        "runs": runs,
     }
 
 

@@ -23,6 +23,7 @@ from . import (
     sockets,
 )
 from .call.views import bp as call_bp
+from .chat import endpoint as chat_endpoint
 from .chat.views import bp as chat_bp
 from .config import load_settings
 
@@ -54,12 +55,13 @@ def create_app(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Quar
         redoc_ui_path=None,
         scalar_ui_path=None,
     )
-    services.init_app(app, settings)
+    shared = services.init_app(app, settings)
     errors.init_app(app)
     security.init_app(app)
     for blueprint in (pages.bp, chat_bp, call_bp, health.bp, metrics.bp, apidocs.bp):
         app.register_blueprint(blueprint)
     sockets.init_app(app)
+    chat_endpoint.init_app(app, shared)  # the room socket, beside Quart
     handshakes.init_app(app, settings)  # inside proxies': it counts the forwarded client
     proxies.init_app(app, settings.server.trusted_proxies)  # outermost: rewrites the scope
     return app

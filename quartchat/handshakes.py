@@ -15,28 +15,17 @@ proxy the forwarded client counts, not the proxy.  They are per process: with
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope, WebsocketScope
 from quart import Quart
 
+from .asgi_socket import Refusal, refuse
 from .client_limits import ClientLimits, TooManyConnections, TooManyHandshakes
 from .config import Settings
 from .origins import origin_allowed
 from .proxies import ASGIApp
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """An HTTP answer to a handshake instead of the upgrade, with a JSON body."""
-
-    status: int
-    error: str
-    message: str
-    headers: Sequence[tuple[bytes, bytes]] = ()
 
 
 class Handshakes:
@@ -60,7 +49,7 @@ class Handshakes:
         if refusal is None:
             refusal = self._admit(address)
         if refusal is not None:
-            await refuse(scope, receive, send, refusal)
+            await refuse(scope, send, refusal)
             return
         try:
             await self.app(scope, receive, send)
@@ -97,27 +86,6 @@ class Handshakes:
                 "before opening another.",
             )
         return None
-
-
-async def refuse(
-    scope: WebsocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable, refusal: Refusal
-) -> None:
-    """Answer the handshake with ``refusal`` instead of upgrading."""
-    await receive()  # websocket.connect, which comes first
-    if "websocket.http.response" not in (scope.get("extensions") or {}):
-        # A server without the ASGI denial-response extension answers this with a bare 403.
-        await send({"type": "websocket.close", "code": 1008, "reason": refusal.error})
-        return
-    body = json.dumps({"error": refusal.error, "message": refusal.message}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *refusal.headers,
-    ]
-    await send(
-        {"type": "websocket.http.response.start", "status": refusal.status, "headers": headers}
-    )
-    await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
 
 def init_app(app: Quart, settings: Settings) -> None:

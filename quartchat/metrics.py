@@ -29,7 +29,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from quart import Blueprint, Response
 from quart_schema import hide
 
-from .broker import Broker
+from .broker import Broker, Frame
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MMAP_HEADER_BYTES = 8  # a metric file's header: how much of it is in use
@@ -81,20 +81,20 @@ for _kind in SOCKET_KINDS:
     OPEN_SOCKETS.labels(_kind)  # present at 0 from the start
 
 
-CHAT_PREFIX = '{"type":"chat_message"'
 DATETIME_FIELD = '"datetime":"'
 
 
-def chat_fanned_out(text: str, members: int) -> None:
+def chat_fanned_out(frame: Frame, members: int) -> None:
     """Count a chat message's live deliveries and observe its latency, once per message
     (a :meth:`~.broker.Broker.observe_fanout` observer): nothing per recipient.
 
     The timestamp is read from the text rather than parsed as JSON: ``"datetime":"`` cannot
     occur inside a JSON string (its quotes would be escaped), so the last one is the field.
     """
-    if not members or not text.startswith(CHAT_PREFIX):
+    if not members or frame.chat_id is None:
         return
     CHAT_DELIVERED.inc(members)
+    text = frame.text
     start = text.rfind(DATETIME_FIELD) + len(DATETIME_FIELD)
     stored_at = datetime.fromisoformat(text[start : text.index('"', start)])
     DELIVERY_LATENCY.observe(max(0.0, (datetime.now(stored_at.tzinfo) - stored_at).total_seconds()))

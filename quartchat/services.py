@@ -54,26 +54,29 @@ def init_app(app: Quart, settings: Settings) -> Services:
         writer=ChatWriter(store, broker, settings.limits.store_batch_max),
         presence=presence,
         directory=directory,
-        sockets=OpenSockets(),
+        sockets=OpenSockets(broker),
     )
     leases = LeaseKeeper(presence, directory, broker, settings.broker.lease_seconds)
     app.extensions[EXTENSION] = services
-    watcher: asyncio.Task[None] | None = None
+    watchers: list[asyncio.Task[None]] = []
 
     @app.before_serving
     async def start() -> None:
-        nonlocal watcher
         if shared is not None and not settings.server.secret_key:
             app.secret_key = await _shared_secret(shared, settings.broker.namespace)
         await store.open()
         await broker.start()
         await services.writer.start()
         await leases.start()
-        watcher = asyncio.create_task(watch_broker(broker), name="broker-metrics")
+        watchers.append(asyncio.create_task(watch_broker(broker), name="broker-metrics"))
+        outages = services.sockets.close_on_outage()
+        watchers.append(asyncio.create_task(outages, name="broker-outages"))
 
     @app.after_serving
     async def stop() -> None:
-        await cancel_and_wait(watcher)
+        for watcher in watchers:
+            await cancel_and_wait(watcher)
+        watchers.clear()
         await leases.stop()
         await services.writer.stop()
         await broker.stop()

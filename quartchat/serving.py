@@ -111,4 +111,7 @@ async def serve_app(config: HypercornConfig, parent: Connection | None = None) -
             async with asyncio.timeout(GOODBYE_SECONDS):
                 await app.extensions[EXTENSION].sockets.close_all()
 
-    await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+    # The app's ASGI entry point itself, the middleware chain, rather than the Quart object
+    # whose __call__ only forwards to it: one coroutine fewer held by every open socket.
+    entry: Any = app.asgi_app
+    await hypercorn_serve(entry, config, shutdown_trigger=shutdown_trigger)

@@ -1,17 +1,18 @@
-"""Websocket plumbing shared by the room and call sockets."""
+"""Websocket plumbing shared by the room and call sockets: close codes, the process's open
+sockets, and the duplex loop each socket runs."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import IntEnum
-from typing import Any, Literal, NoReturn, cast
+from types import TracebackType
+from typing import Any, Literal, cast
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 from quart import Quart, websocket
 
-from .broker import Broker, BrokerUnavailable, SlowConsumer, Subscriber
+from .broker import Broker, BrokerUnavailable, Subscriber
 from .metrics import OPEN_SOCKETS
 
 CLOSE_TIMEOUT_SECONDS = 5.0
@@ -22,6 +23,8 @@ PROTOCOL = "quartchat.v1"
 
 SocketKind = Literal["room", "call"]
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
+SendEvent = Callable[[dict[str, Any]], Awaitable[None]]
+CloseWith = Callable[["CloseCode", str], Awaitable[None]]
 SEND_KEY = "quartchat.send"
 
 
@@ -35,9 +38,23 @@ class CloseCode(IntEnum):
     REPLACED = 4009  # the same browser logged in for calls on a newer connection
 
 
+class CloseSocket(Exception):
+    """Raised inside a socket's loops to close it with ``code`` and ``reason``."""
+
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Disconnected(Exception):
+    """The client closed the connection (raised by a receive that reads the server's
+    events directly; through Quart's own receive, a disconnect cancels the handler)."""
+
+
 class KeepSend:
     """ASGI middleware: keeps each websocket's ASGI ``send`` in its scope, for
-    :func:`frame_writer`."""
+    :func:`asgi_send`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,68 +71,126 @@ def init_app(app: Quart) -> None:
     app.asgi_app = KeepSend(app.asgi_app)  # type: ignore[method-assign]
 
 
-def frame_writer() -> Callable[[str], Awaitable[None]]:
-    """Write text frames to the current (accepted) websocket straight through the server.
+def asgi_send() -> SendEvent:
+    """The server's own ``send`` of the current (accepted) websocket, to write frames with
+    (``await send(frame.event)``).
 
     Quart's ``websocket.send`` adds a ``sleep(0)``, an accept check and a signal dispatch
     to every frame; a socket's sender task writes one frame per delivery, so those are
     most of what the app adds to a fan-out.  The sender loops yield on their inbox anyway.
     """
-    send: ASGISendCallable = cast(dict[str, Any], websocket.scope)[SEND_KEY]
-
-    def write(text: str) -> Awaitable[None]:
-        return send({"type": "websocket.send", "bytes": None, "text": text})
-
-    return write
+    return cast(SendEvent, cast(dict[str, Any], websocket.scope)[SEND_KEY])
 
 
-class CloseSocket(Exception):
-    """Raised inside a socket's loops to close it with ``code`` and ``reason``."""
+class Closing:
+    """One socket's way out, registered with :class:`OpenSockets` while its loops run.
 
-    def __init__(self, code: CloseCode, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+    Something outside the loops (its inbox overflowing, a shutdown, a broker outage, its
+    send loop failing) calls it with a reason; that cancels the task running the receive
+    loop, in the manner of :func:`asyncio.timeout`, and leaving the ``with`` block turns the
+    cancellation into the reason: a :class:`CloseSocket`, or the send loop's exception.
+
+    Callbacks rather than a watchdog task or a :class:`asyncio.TaskGroup`: thousands of idle
+    sockets would each hold those, and an idle socket's memory is what caps how many
+    people a process carries.
+    """
+
+    __slots__ = ("_sockets", "_task", "reason")
+
+    def __init__(self, sockets: OpenSockets) -> None:
+        self._sockets = sockets
+        self._task: asyncio.Task[Any] | None = None
+        self.reason: BaseException | None = None
+
+    def __call__(self, code: CloseCode, reason: str) -> None:
+        self.fail(CloseSocket(code, reason))
+
+    def fail(self, reason: BaseException) -> None:
+        if self._task is not None and self.reason is None:
+            self.reason = reason
+            self._task.cancel()
+
+    def slow_consumer(self) -> None:
+        """The inbox overflowed (a :attr:`~.broker.Subscriber.on_overflow`)."""
+        self(CloseCode.SLOW_CONSUMER, "too slow: outbound queue overflowed")
+
+    def sender_done(self, sender: asyncio.Task[None]) -> None:
+        """The send loop ended: by itself only when it failed."""
+        if not sender.cancelled() and sender.exception() is not None:
+            self.fail(cast(BaseException, sender.exception()))
+
+    def __enter__(self) -> Closing:
+        self._task = asyncio.current_task()
+        self._sockets.add(self)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._sockets.discard(self)
+        task, self._task = self._task, None
+        if self.reason is None or task is None:
+            return
+        # Our cancellation is spent; another one (the client gone, the server stopping)
+        # still counts and propagates.
+        if task.uncancel() == 0 and kind is asyncio.CancelledError:
+            raise self.reason from None
 
 
 class OpenSockets:
-    """The process's open sockets, so that a shutdown can close them all with 1001 at once
-    (browsers then reconnect and resume) instead of leaving them to be cut off."""
+    """The process's open sockets, so that they can all be closed at once: with 1001 when
+    the process shuts down (browsers then reconnect and resume) instead of being cut off,
+    and with 1013 when the broker is lost (what is published meanwhile cannot reach them:
+    they must come back and resume from the store once it is back)."""
 
-    def __init__(self) -> None:
-        self._closing = False
-        self._going_away: asyncio.Future[None] | None = None
-        self._count = 0
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._open: set[Closing] = set()
+        self._shutting_down = False
         self._none_open = asyncio.Event()
         self._none_open.set()
 
-    def going_away(self) -> asyncio.Future[None]:
-        """A future done once the process is shutting down (wait for it with
-        :func:`asyncio.wait`: it is shared)."""
-        if self._going_away is None:
-            self._going_away = asyncio.get_running_loop().create_future()
-            if self._closing:
-                self._going_away.set_result(None)
-        return self._going_away
-
-    @contextmanager
-    def track(self) -> Iterator[None]:
-        self._count += 1
+    def add(self, closing: Closing) -> None:
+        self._open.add(closing)
         self._none_open.clear()
-        try:
-            yield
-        finally:
-            self._count -= 1
-            if not self._count:
-                self._none_open.set()
+        if self._shutting_down:
+            closing(*_GOING_AWAY)
+        elif not self._broker.connected:
+            closing(*_BROKER_LOST)
+
+    def discard(self, closing: Closing) -> None:
+        self._open.discard(closing)
+        if not self._open:
+            self._none_open.set()
+
+    def close_every(self, code: CloseCode, reason: str) -> None:
+        for closing in list(self._open):
+            closing(code, reason)
 
     async def close_all(self) -> None:
-        """Ask every open socket to close with ``GOING_AWAY``; return once all have."""
-        self._closing = True
-        going_away = self.going_away()
-        if not going_away.done():
-            going_away.set_result(None)
+        """Close every open socket with ``GOING_AWAY`` (and any opened from now on); return
+        once all have closed."""
+        self._shutting_down = True
+        self.close_every(*_GOING_AWAY)
         await self._none_open.wait()
+
+    async def close_on_outage(self) -> None:
+        """Close every socket with ``TRY_AGAIN_LATER`` each time the broker is lost; runs
+        for the app's serving lifetime."""
+        connected = self._broker.connected
+        while True:
+            now = await self._broker.wait_state_change(connected)
+            if not now or now == connected:  # the same state again: down and up meanwhile
+                self.close_every(*_BROKER_LOST)
+            connected = now
+
+
+_GOING_AWAY = (CloseCode.GOING_AWAY, "server restarting: reconnect")
+_BROKER_LOST = (CloseCode.TRY_AGAIN_LATER, "broker unavailable: reconnect")
+_OPEN_BY_KIND = {kind: OPEN_SOCKETS.labels(kind) for kind in ("room", "call")}
 
 
 async def run_duplex(
@@ -123,47 +198,45 @@ async def run_duplex(
     send: Callable[[], Coroutine[Any, Any, None]],
     inbox: Subscriber,
     sockets: OpenSockets,
-    broker: Broker,
     kind: SocketKind,
+    close_with: CloseWith | None = None,
 ) -> None:
-    """Run a socket's receive and send loops together until one ends or fails.
-
-    Meanwhile the handler's own task watches for a reason to close: ``inbox`` overflowing
-    (even while the sender is blocked on a peer that stopped reading) closes the socket
-    with ``SLOW_CONSUMER``; a shutdown with ``GOING_AWAY``; losing the broker with
-    ``TRY_AGAIN_LATER``: what is published meanwhile cannot reach it, so the client must
-    come back and resume from the store once the broker is back.  A client disconnecting
-    cancels the handler, and so this whole group, at its current await.  (Two tasks per
-    socket, not one per concern: thousands of idle sockets each pay for every task.)
+    """Run a socket's receive loop (in this task) and its send loop (in a second one) until
+    one fails or the client leaves, or the socket is closed from outside: ``inbox``
+    overflowing (even while the sender is blocked on a peer that stopped reading) closes it
+    with ``SLOW_CONSUMER``; :class:`OpenSockets` with ``GOING_AWAY`` or
+    ``TRY_AGAIN_LATER``.  The send loop never outlives this call.  ``close_with`` sends the
+    close frame (default: Quart's current websocket).
     """
+    close = close_with or close_websocket
+    open_sockets = _OPEN_BY_KIND[kind]
+    open_sockets.inc()
     try:
-        with sockets.track(), OPEN_SOCKETS.labels(kind).track_inprogress():
-            async with asyncio.TaskGroup() as group:
-                group.create_task(receive(), name="socket-receive")
-                group.create_task(send(), name="socket-send")
-                await _reason_to_close(inbox, sockets, broker)
-    except* SlowConsumer:
-        await close(CloseCode.SLOW_CONSUMER, "too slow: outbound queue overflowed")
-    except* BrokerUnavailable:
+        with Closing(sockets) as closing:
+            inbox.on_overflow = closing.slow_consumer
+            sender = asyncio.create_task(send(), name="socket-send")
+            sender.add_done_callback(closing.sender_done)
+            try:
+                await receive()
+            finally:
+                sender.remove_done_callback(closing.sender_done)
+                sender.cancel()
+                await asyncio.wait([sender])
+                if not sender.cancelled():
+                    sender.exception()  # retrieved: a failure meanwhile changes nothing now
+    except Disconnected:
+        pass
+    except BrokerUnavailable:
         await close(CloseCode.TRY_AGAIN_LATER, "broker unavailable: reconnect")
-    except* CloseSocket as group:
-        first = group.exceptions[0]
-        assert isinstance(first, CloseSocket)
-        await close(first.code, first.reason)
+    except CloseSocket as reason:
+        await close(reason.code, reason.reason)
+    finally:
+        open_sockets.dec()
 
 
-async def _reason_to_close(inbox: Subscriber, sockets: OpenSockets, broker: Broker) -> NoReturn:
-    overflow, going_away, lost = inbox.overflow, sockets.going_away(), broker.state_changed(True)
-    await asyncio.wait([overflow, going_away, lost], return_when=asyncio.FIRST_COMPLETED)
-    if overflow.done():
-        raise SlowConsumer
-    if going_away.done():
-        raise CloseSocket(CloseCode.GOING_AWAY, "server restarting: reconnect")
-    raise CloseSocket(CloseCode.TRY_AGAIN_LATER, "broker unavailable: reconnect")
-
-
-async def close(code: CloseCode, reason: str) -> None:
-    """Close the current websocket, without waiting forever on a peer that does not read."""
+async def close_websocket(code: CloseCode, reason: str) -> None:
+    """Close Quart's current websocket, without waiting forever on a peer that does not
+    read."""
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
             await websocket.close(code, reason)

@@ -13,7 +13,7 @@ import pytest
 from quart import Quart
 from quart.testing import WebsocketResponseError
 
-from quartchat.broker import BrokerUnavailable
+from quartchat.broker import BrokerUnavailable, Frame
 
 from .conftest import receive_json, receive_until
 
@@ -453,10 +453,13 @@ async def test_a_broker_failure_is_an_error_and_frees_the_name(
 def test_a_connection_behind_gets_each_persons_latest_status_and_every_offline() -> None:
     from quartchat.call.session import _conflated, _status_event
 
+    def texts(*events: str) -> list[str]:
+        return [frame.text for frame in _conflated([Frame(event) for event in events])]
+
     ada_busy, ada_free = _status_event("ada", "busy"), _status_event("ada", "available")
     bob_busy, ada_gone = _status_event("bob", "busy"), _status_event("ada", "offline")
     signal = '{"signal":"ringing"}'
-    assert _conflated([ada_busy, bob_busy, signal, ada_free]) == [bob_busy, signal, ada_free]
-    assert _conflated([ada_busy, ada_gone, ada_free]) == [ada_gone, ada_free]
-    assert _conflated([ada_free, ada_busy]) == [ada_busy]
-    assert _conflated([ada_busy]) == [ada_busy]
+    assert texts(ada_busy, bob_busy, signal, ada_free) == [bob_busy, signal, ada_free]
+    assert texts(ada_busy, ada_gone, ada_free) == [ada_gone, ada_free]
+    assert texts(ada_free, ada_busy) == [ada_busy]
+    assert texts(ada_busy) == [ada_busy]

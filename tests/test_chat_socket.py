@@ -11,6 +11,7 @@ import pytest
 from quart import Quart
 from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
 
+from quartchat.chat.endpoint import room_and_user
 from quartchat.chat.writer import chat_message
 from quartchat.messages import encode
 from quartchat.sockets import PROTOCOL
@@ -372,3 +373,23 @@ async def test_live_messages_reach_a_socket_in_id_order_even_when_published_out_
             got = [await receive_until(connection, "chat_message") for _ in range(4)]
             assert [(m["id"], m["message"]) for m in got] == [(n, f"m{n}") for n in range(1, 5)]
             await assert_silent(connection)
+
+
+@pytest.mark.parametrize(
+    ("path", "root_path", "names"),
+    [
+        ("/ws/room/lobby/ada/", "", ("lobby", "ada")),
+        ("/chat/ws/room/lobby/ada/", "/chat", ("lobby", "ada")),  # served under a prefix
+        ("/ws/room/café/张伟/", "", ("café", "张伟")),
+        ("/ws/room//ada/", "", ("", "ada")),  # then refused: an empty name
+        ("/ws/room/lobby/ada", "", None),
+        ("/ws/room/lobby/", "", None),
+        ("/ws/room/lobby/ada/x/", "", None),
+        ("/ws/call/", "", None),
+    ],
+)
+def test_which_paths_are_room_sockets(
+    path: str, root_path: str, names: tuple[str, str] | None
+) -> None:
+    scope: Any = {"type": "websocket", "path": path, "root_path": root_path}
+    assert room_and_user(scope) == names

@@ -162,6 +162,24 @@ async def test_handshake_refused_over_http(server: LiveServer) -> None:
     assert json.loads(refused.value.response.body)["error"] == "bad_handshake"
 
 
+async def test_names_in_any_script_arrive_percent_decoded(server: LiveServer) -> None:
+    """Browsers percent-encode the path; the room and user are the decoded names."""
+    async with room(server, "caf%C3%A9", "%E5%BC%A0%E4%BC%9F") as member:
+        echo = await post(member, "你好")
+    assert (echo["room"], echo["user"]) == ("café", "张伟")
+
+
+@pytest.mark.parametrize(
+    "path", ["/ws/room/lobby/", "/ws/room/lobby/ada", "/ws/room/lobby/ada/more/", "/ws/nowhere/"]
+)
+async def test_other_websocket_paths_are_404(server: LiveServer, path: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"{server.ws_url}{path}", open_timeout=5):
+            pass
+    assert refused.value.response.status_code == 404
+    assert json.loads(refused.value.response.body)["error"] == "not_found"
+
+
 async def test_oversized_frame_closes_with_1009(server: LiveServer) -> None:
     async with room(server, "lobby", "ada") as ada:
         await history_ids(ada)

@@ -54,7 +54,7 @@ async def broker(redis_server: RedisServer) -> AsyncIterator[Broker]:
 
 async def take(subscriber: Subscriber, count: int, timeout: float = 2.0) -> list[str]:
     async with asyncio.timeout(timeout):
-        return [await subscriber.get() for _ in range(count)]
+        return [(await subscriber.get()).text for _ in range(count)]
 
 
 async def wait_connected(broker: Broker, connected: bool, timeout: float) -> None:

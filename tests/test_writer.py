@@ -52,7 +52,7 @@ async def test_concurrent_posts_are_group_committed_and_published_in_id_order(
             *(writer.post(NewMessage("a", f"user{n}", f"message {n}")) for n in range(100))
         )
         async with asyncio.timeout(5):
-            published = [json.loads(await inbox.get()) for _ in range(100)]
+            published = [json.loads((await inbox.get()).text) for _ in range(100)]
     assert sorted(message.id for message in posted) == list(range(1, 101))
     assert [event["id"] for event in published] == list(range(1, 101))
     assert sum(store.batches) == 100
@@ -94,7 +94,7 @@ async def test_a_resend_is_not_published_again(
         again = await writer.post(NewMessage("a", "ada", "once", "k-9"))
         assert again == first
         async with asyncio.timeout(2):
-            assert json.loads(await inbox.get())["client_id"] == "k-9"
+            assert json.loads((await inbox.get()).text)["client_id"] == "k-9"
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.3):
                 await inbox.get()

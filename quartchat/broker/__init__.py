@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from .base import Backend, BrokerUnavailable, Published
 from .broker import Broker
+from .frame import Frame
 from .memory import MemoryBackend
 from .redis import RedisBackend
-from .subscriber import SlowConsumer, Subscriber
+from .subscriber import Subscriber
 
 __all__ = [
     "Backend",
     "Broker",
     "BrokerUnavailable",
+    "Frame",
     "MemoryBackend",
     "Published",
     "RedisBackend",
-    "SlowConsumer",
     "Subscriber",
     "broker_from_url",
 ]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 
 from ..aio import cancel_and_wait
 from .base import Backend, BrokerUnavailable
+from .frame import Frame
 from .state import ConnectionState
 from .subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
-FanoutObserver = Callable[[str, int], None]  # (text, subscribers it was handed to)
+FanoutObserver = Callable[[Frame, int], None]  # (frame, subscribers it was handed to)
 
 LISTENER_RETRY_SECONDS = 1.0
 RECONNECT_FIRST_SECONDS = 0.1
@@ -33,7 +33,8 @@ class Broker:
     """Publish text to topics; subscribe sockets to topics.
 
     Each published message reaches the backend once; one listener task per process reads
-    the backend and puts the same text object into every local subscriber's bounded queue.
+    the backend and puts the same :class:`~.frame.Frame` into every local subscriber's
+    bounded queue.
 
     When the backend's connection is lost, :attr:`connected` turns False and the listener
     reconnects with exponential backoff (0.1 s, doubling up to 5 s), re-subscribing every
@@ -99,22 +100,16 @@ class Broker:
         if self._listener is None or self._listener.done():
             raise RuntimeError("broker listener is not running")
 
-    @asynccontextmanager
-    async def subscribe(self, *topics: str, max_queue: int) -> AsyncIterator[Subscriber]:
-        """Subscribe a new bounded inbox to ``topics``; unsubscribe on exit.
+    def subscribe(self, *topics: str, max_queue: int) -> Subscription:
+        """Subscribe a new bounded inbox to ``topics``; unsubscribe on exit
+        (``async with broker.subscribe(...) as inbox``).
 
         On entry every subscription is live: anything published afterwards is delivered
         (a message published just before may be delivered too; consumers that care, like
         the room socket, de-duplicate by id).  Raises :class:`BrokerUnavailable` while
         disconnected.
         """
-        subscriber = Subscriber(max_queue)
-        try:
-            for topic in topics:
-                await self.add_topic(subscriber, topic)
-            yield subscriber
-        finally:
-            await self._remove_all(subscriber)
+        return Subscription(self, topics, Subscriber(max_queue))
 
     async def add_topic(self, subscriber: Subscriber, topic: str) -> None:
         async with self._changing:
@@ -125,13 +120,14 @@ class Broker:
                 await self._backend.subscribe(topic)
                 local = self._local[topic] = set()
             local.add(subscriber)
-            subscriber.topics.add(topic)
+            if topic not in subscriber.topics:
+                subscriber.topics.append(topic)
 
     async def remove_topic(self, subscriber: Subscriber, topic: str) -> None:
         """Stop delivering ``topic`` to ``subscriber`` (its other topics stay)."""
         await self._remove(subscriber, [topic])
 
-    async def _remove_all(self, subscriber: Subscriber) -> None:
+    async def remove_all(self, subscriber: Subscriber) -> None:
         await self._remove(subscriber, list(subscriber.topics))
 
     async def _remove(self, subscriber: Subscriber, topics: list[str]) -> None:
@@ -143,7 +139,8 @@ class Broker:
                 if not local:
                     del self._local[topic]
                     emptied.append(topic)
-            subscriber.topics.discard(topic)
+            if topic in subscriber.topics:
+                subscriber.topics.remove(topic)
         if emptied:
             async with self._changing:
                 for topic in emptied:
@@ -175,10 +172,11 @@ class Broker:
                 await asyncio.sleep(LISTENER_RETRY_SECONDS)
                 continue
             subscribers = self._local.get(published.topic, ())
+            frame = Frame(published.text)  # once, for every local subscriber
             for subscriber in subscribers:
-                subscriber.deliver(published.text)
+                subscriber.deliver(frame)
             for observer in self._observers:
-                observer(published.text, len(subscribers))
+                observer(frame, len(subscribers))
 
     async def _reconnect(self) -> None:
         """Connect and re-subscribe every local topic, retrying with exponential backoff."""
@@ -200,3 +198,27 @@ class Broker:
                 continue
             log.info("broker reconnected; %d topic(s) re-subscribed", len(self._local))
             return
+
+
+class Subscription:
+    """:meth:`Broker.subscribe`'s context: a class rather than a generator, since every
+    open socket holds one for as long as it is open."""
+
+    __slots__ = ("_broker", "_subscriber", "_topics")
+
+    def __init__(self, broker: Broker, topics: tuple[str, ...], subscriber: Subscriber) -> None:
+        self._broker = broker
+        self._topics = topics
+        self._subscriber = subscriber
+
+    async def __aenter__(self) -> Subscriber:
+        try:
+            for topic in self._topics:
+                await self._broker.add_topic(self._subscriber, topic)
+        except BaseException:
+            await self._broker.remove_all(self._subscriber)
+            raise
+        return self._subscriber
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self._broker.remove_all(self._subscriber)

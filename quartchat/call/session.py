@@ -21,12 +21,12 @@ from typing import Literal
 
 from quart import websocket
 
-from ..broker import BrokerUnavailable, Subscriber
+from ..broker import BrokerUnavailable, Frame, Subscriber
 from ..chat.rules import TokenBucket
 from ..messages import FrameError
 from ..metrics import CALLS_ANSWERED, CALLS_ENDED, CALLS_STARTED
 from ..services import Services
-from ..sockets import CloseCode, CloseSocket, frame_writer, run_duplex
+from ..sockets import CloseCode, CloseSocket, SendEvent, asgi_send, run_duplex
 from ..topics import CALL_DIRECTORY_TOPIC, user_topic
 from .directory import Status
 from .frames import (
@@ -107,7 +107,7 @@ class CallSession:
         self.call: Call | None = None
         self._lock = asyncio.Lock()
         self._inbox: Subscriber
-        self._write: Callable[[str], Awaitable[None]]  # once accepted
+        self._send_event: SendEvent  # once accepted
         self._own_status = "\0"  # prefix of directory events about this user, once logged in
 
     async def run(self) -> None:
@@ -116,16 +116,15 @@ class CallSession:
             raise BrokerUnavailable("the broker is unavailable")
         async with broker.subscribe(max_queue=limits.queue_length) as inbox:
             await websocket.accept()
-            self._write = frame_writer()
+            self._send_event = asgi_send()
             self._inbox = inbox
-            inbox.deliver(encode(Connected()))
+            inbox.deliver_text(encode(Connected()))
             try:
                 await run_duplex(
                     lambda: self._receive(inbox),
                     lambda: self._send(inbox),
                     inbox,
                     self.services.sockets,
-                    broker,
                     "call",
                 )
             finally:
@@ -147,12 +146,14 @@ class CallSession:
                     await self._on_frame(frame, inbox)
             except BrokerUnavailable as error:
                 log.warning("call frame of %s not sent: %s", self.name, error)
-                inbox.deliver(error_event("unavailable", "Not sent: the server is reconnecting."))
+                inbox.deliver_text(
+                    error_event("unavailable", "Not sent: the server is reconnecting.")
+                )
             except FrameError as error:
-                inbox.deliver(error_event(error.code, error.message))
+                inbox.deliver_text(error_event(error.code, error.message))
 
     async def _on_frame(self, frame: Inbound, inbox: Subscriber) -> None:
-        emit = inbox.deliver
+        emit = inbox.deliver_text
         if isinstance(frame, Login):
             await self._login(frame.data.name, inbox)
             return
@@ -204,7 +205,7 @@ class CallSession:
             for other, status in await directory.online()
             if other != name
         ]
-        inbox.deliver(encode(LoggedIn(data=LoggedInData(name=name, users=users))))
+        inbox.deliver_text(encode(LoggedIn(data=LoggedInData(name=name, users=users))))
         await broker.publish(CALL_DIRECTORY_TOPIC, _status_event(name, "available"))
 
     async def _place_call(self, callee: str, offer: SessionDescription, emit: Emit) -> None:
@@ -237,26 +238,28 @@ class CallSession:
         """Relay what reaches this connection.  Signals go through the call state, under the
         lock; so do directory events during a call (one may say the peer went offline).
         Anything else (most frames: everyone's status changes) is written as it is."""
+        send = self._send_event
         while True:
-            for text in _conflated(await inbox.get_all()):
+            for frame in _conflated(await inbox.get_all()):
+                text = frame.text
                 if text.startswith(SIGNAL_PREFIX) or self.call is not None:
                     await self._relay(text)
                 elif not text.startswith(self._own_status):  # the directory tells others
-                    await self._write(text)
+                    await send(frame.event)
 
     async def _relay(self, text: str) -> None:
         if text.startswith(self._own_status):
             return
-        frames: list[str] = []
+        replies: list[str] = []
         try:
             async with self._lock:
                 if text.startswith(SIGNAL_PREFIX):
-                    await self._on_signal(decode(text), frames.append)
+                    await self._on_signal(decode(text), replies.append)
                 else:
-                    await self._on_directory(text, frames.append)
+                    await self._on_directory(text, replies.append)
         finally:  # also the farewell before a CloseSocket
-            for frame in frames:
-                await self._write(frame)
+            for reply in replies:
+                await self._send_event(Frame(reply).event)
 
     async def _on_signal(self, signal: Signal, emit: Emit) -> None:
         if signal.to != self.sid:
@@ -383,7 +386,7 @@ class CallSession:
                 return
             call.timer = None  # this task is ending: do not cancel itself
             with contextlib.suppress(BrokerUnavailable):  # the socket is closing with 1013
-                await expire(call, self._inbox.deliver)
+                await expire(call, self._inbox.deliver_text)
 
     async def _unreached(self, call: Call, emit: Emit) -> None:
         """The callee's connection never answered the invite: it is gone."""
@@ -430,7 +433,7 @@ STATUS_PREFIX = '{"type":"user_status","data":{"name":'
 PASSING = ('"status":"available"}}', '"status":"busy"}}')
 
 
-def _conflated(frames: list[str]) -> list[str]:
+def _conflated(frames: list[Frame]) -> list[Frame]:
     """``frames`` without the available/busy changes that a later frame of the batch about
     the same person supersedes.  A connection that fell behind (every call anyone makes
     is four status changes for everyone online) then catches up on the latest state
@@ -438,10 +441,11 @@ def _conflated(frames: list[str]) -> list[str]:
     if len(frames) < 2:
         return frames
     seen: set[str] = set()
-    kept: list[str] = []
+    kept: list[Frame] = []
     for frame in reversed(frames):
-        if frame.startswith(STATUS_PREFIX) and frame.endswith(PASSING):
-            who = frame.partition(',"status"')[0]
+        text = frame.text
+        if text.startswith(STATUS_PREFIX) and text.endswith(PASSING):
+            who = text.partition(',"status"')[0]
             if who in seen:
                 continue
             seen.add(who)

@@ -34,6 +34,8 @@ def _encodable(text: str) -> bool:
 class TokenBucket:
     """Allow ``rate`` frames per second on average, with bursts of up to ``burst``."""
 
+    __slots__ = ("_burst", "_clock", "_last", "_rate", "_tokens")  # one per open socket
+
     def __init__(
         self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
@@ -68,6 +70,8 @@ class TokenBucket:
 
 class Throttle:
     """True at most once per ``interval`` seconds (typing notices)."""
+
+    __slots__ = ("_clock", "_interval", "_next")
 
     def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._interval = interval

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
 from typing import NoReturn
 
-from quart import websocket
-
-from ..broker import BrokerUnavailable, Subscriber
+from ..asgi_socket import ASGISocket, received
+from ..broker import BrokerUnavailable, Frame, Subscriber
 from ..messages import (
     FrameError,
     History,
@@ -31,9 +30,8 @@ from ..messages import (
     error_frame,
     parse_room_frame,
 )
-from ..metrics import CHAT_PREFIX
 from ..services import Services
-from ..sockets import PROTOCOL, CloseCode, CloseSocket, frame_writer, run_duplex
+from ..sockets import PROTOCOL, CloseCode, CloseSocket, run_duplex
 from ..store import NewMessage, StoredMessage, StoreUnavailable
 from ..topics import room_topic
 from .rules import Throttle, TokenBucket, check_message
@@ -41,7 +39,6 @@ from .writer import chat_message
 
 log = logging.getLogger(__name__)
 
-ID_PREFIX = CHAT_PREFIX + ',"id":'
 POSTS_IN_FLIGHT = 32  # one socket's messages queued for the store at once
 GAP_WAIT_SECONDS = 0.5  # how long a message that skips ids waits for the ones before it
 ERROR_PREFIX = '{"type":"error"'
@@ -50,14 +47,18 @@ ERROR_PREFIX = '{"type":"error"'
 class RoomSession:
     """One accepted room socket: ``extended`` if the client asked for :data:`PROTOCOL`."""
 
-    def __init__(self, services: Services, room: str, user: str, extended: bool) -> None:
+    __slots__ = ("extended", "limits", "room", "services", "socket", "topic", "user")
+
+    def __init__(
+        self, services: Services, socket: ASGISocket, room: str, user: str, extended: bool
+    ) -> None:
         self.services = services
+        self.socket = socket
         self.limits = services.settings.limits
         self.room = room
         self.user = user
         self.topic = room_topic(room)
         self.extended = extended
-        self._write: Callable[[str], Awaitable[None]]  # once accepted
 
     async def run(self, since: int | None) -> None:
         broker, presence = self.services.broker, self.services.presence
@@ -65,27 +66,31 @@ class RoomSession:
             first_socket = await presence.join(self.room, self.user)
             try:
                 if first_socket:
-                    joined = MemberJoined(user=self.user, datetime=_now())
-                    await broker.publish(self.topic, encode(joined))
-                await websocket.accept(subprotocol=PROTOCOL if self.extended else None)
-                self._write = frame_writer()
+                    await self._announce(MemberJoined)
+                await self.socket.accept(subprotocol=PROTOCOL if self.extended else None)
                 await run_duplex(
                     lambda: self._receive(inbox),
                     lambda: self._send(inbox, since),
                     inbox,
                     self.services.sockets,
-                    broker,
                     "room",
+                    self.socket.close,
                 )
             finally:
                 if await presence.leave(self.room, self.user):
-                    left = encode(MemberLeft(user=self.user, datetime=_now()))
                     try:
-                        await broker.publish(self.topic, left)
+                        await self._announce(MemberLeft)
                     except BrokerUnavailable:
                         log.warning(
                             "%s left %s while the broker is unavailable", self.user, self.room
                         )
+
+    async def _announce(self, event: type[MemberJoined | MemberLeft]) -> None:
+        """Tell the room this member came or went (no local: the frame of :meth:`run` lives
+        as long as the socket, and would keep the event)."""
+        await self.services.broker.publish(
+            self.topic, encode(event(user=self.user, datetime=_now()))
+        )
 
     # -- outbound --------------------------------------------------------------------------
 
@@ -101,32 +106,34 @@ class RoomSession:
             last_id = await self._replay(since)
         except StoreUnavailable:
             await self._store_failed()
-        held: dict[int, str] = {}
+        held: dict[int, Frame] = {}
+        send = self.socket.send
         while True:
             if not held:
-                texts = await inbox.get_all()
+                frames = await inbox.get_all()
             else:
                 try:
                     async with asyncio.timeout(GAP_WAIT_SECONDS):
-                        texts = await inbox.get_all()
+                        frames = await inbox.get_all()
                 except TimeoutError:
                     last_id = await self._fill_gap(last_id, held)
                     continue
-            for text in texts:
-                if text.startswith(CHAT_PREFIX):
-                    message_id = _chat_id(text)
-                    if message_id == last_id + 1 and not held:  # the usual case
-                        last_id = message_id
-                        await self._write(text)
-                    elif message_id > last_id:
-                        held[message_id] = text
-                        while last_id + 1 in held:
-                            last_id += 1
-                            await self._write(held.pop(last_id))
-                elif self.extended or text.startswith(ERROR_PREFIX):
-                    await self._write(text)  # the seed dialect knows chat messages and errors
+            for frame in frames:
+                message_id = frame.chat_id
+                if message_id is None:
+                    # The seed dialect knows chat messages and errors only.
+                    if self.extended or frame.text.startswith(ERROR_PREFIX):
+                        await send(frame.event)
+                elif message_id == last_id + 1 and not held:  # the usual case
+                    last_id = message_id
+                    await send(frame.event)
+                elif message_id > last_id:
+                    held[message_id] = frame
+                    while last_id + 1 in held:
+                        last_id += 1
+                        await send(held.pop(last_id).event)
 
-    async def _fill_gap(self, last_id: int, held: dict[int, str]) -> int:
+    async def _fill_gap(self, last_id: int, held: dict[int, Frame]) -> int:
         """Send what the store has after ``last_id`` up to the newest held message."""
         target = max(held)
         try:
@@ -137,7 +144,7 @@ class RoomSession:
                 if not page:
                     break
                 for stored in page:
-                    await self._write(encode(chat_message(stored)))
+                    await self.socket.send_text(encode(chat_message(stored)))
                 last_id = page[-1].id
         except StoreUnavailable:
             await self._store_failed()
@@ -145,12 +152,12 @@ class RoomSession:
             del held[message_id]
         while last_id + 1 in held:
             last_id += 1
-            await self._write(held.pop(last_id))
+            await self.socket.send(held.pop(last_id).event)
         return last_id
 
     async def _store_failed(self) -> NoReturn:
         """Without the store there is no gap-free stream: tell the client to come back."""
-        await websocket.send(
+        await self.socket.send_text(
             error_frame(FrameError("unavailable", "History is unavailable; reconnect later."))
         )
         raise CloseSocket(CloseCode.TRY_AGAIN_LATER, "message store unavailable")
@@ -160,7 +167,8 @@ class RoomSession:
         last id sent."""
         if self.extended:
             members = await self.services.presence.members(self.room)
-            await websocket.send(encode(Presence(room=self.room, user=self.user, members=members)))
+            presence = Presence(room=self.room, user=self.user, members=members)
+            await self.socket.send_text(encode(presence))
         if since is not None:
             # A client ahead of the store (say, after the database was reset) would otherwise
             # drop every new message as already seen: resume from what the store has.
@@ -171,10 +179,10 @@ class RoomSession:
             messages = [chat_message(stored) for stored in page]
             if self.extended:
                 history = History(messages=messages, since=since, complete=complete)
-                await websocket.send(encode(history))
+                await self.socket.send_text(encode(history))
             else:
                 for message in messages:
-                    await websocket.send(encode(message))
+                    await self.socket.send_text(encode(message))
             if page:
                 last_id = page[-1].id
         return last_id
@@ -209,12 +217,15 @@ class RoomSession:
         bucket = TokenBucket(self.limits.rate_per_second, self.limits.rate_burst)
         typing = Throttle(self.limits.typing_interval_seconds)
         posts: list[asyncio.Future[StoredMessage]] = []  # at most POSTS_IN_FLIGHT
+        receive = self.socket.receive
         while True:
-            frame = await websocket.receive()
+            frame = received(await receive())
+            if frame is None:
+                continue
             try:
                 new = await self._handle(frame, bucket, typing)
             except FrameError as error:
-                inbox.deliver(error_frame(error))
+                inbox.deliver_text(error_frame(error))
                 continue
             if new is None:
                 continue
@@ -256,14 +267,7 @@ def _report_failure(
     error = None if stored.cancelled() else stored.exception()
     if error is not None:
         failure = FrameError("unavailable", f"Not sent: {error}.", client_id)
-        inbox.deliver(error_frame(failure))
-
-
-def _chat_id(text: str) -> int:
-    """The id of an encoded chat_message, without parsing the rest (``ChatMessage``'s first
-    two fields are ``type`` and ``id``)."""
-    end = text.index(",", len(ID_PREFIX))
-    return int(text[len(ID_PREFIX) : end])
+        inbox.deliver_text(error_frame(failure))
 
 
 def _now() -> str:

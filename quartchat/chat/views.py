@@ -1,49 +1,22 @@
-"""Room chat routes: the room websocket and the HTTP API over rooms and their history."""
+"""Room chat's HTTP API: rooms and their history.  The room websocket is served beside Quart,
+by :mod:`.endpoint` (which says why)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
-from quart import Blueprint, ResponseReturnValue, websocket
+from quart import Blueprint
 from quart_schema import tag, validate_querystring, validate_response
 
-from ..broker import BrokerUnavailable
 from ..errors import ApiError, api_error
 from ..messages import ChatMessage
-from ..names import InvalidName, check_room, check_user
+from ..names import InvalidName, check_room
 from ..services import services
-from ..sockets import PROTOCOL
 from ..store import MAX_ID
-from .socket import RoomSession
 from .writer import chat_message
 
 bp = Blueprint("chat", __name__)
 
 DEFAULT_PAGE = 50
-
-
-@bp.websocket("/ws/room/<room>/<user>/")
-async def room_socket(room: str, user: str) -> ResponseReturnValue | None:
-    """Refused at the handshake (HTTP 400, JSON body) when a name or ``since`` is invalid."""
-    try:
-        check_room(room)
-        check_user(user)
-        since = _since(websocket.args.get("since"))
-    except (InvalidName, ValueError) as error:
-        return {"error": "bad_handshake", "message": str(error)}, 400
-    extended = PROTOCOL in websocket.requested_subprotocols
-    try:
-        await RoomSession(services(), room, user, extended).run(since)
-    except BrokerUnavailable as error:  # raised before the socket is accepted
-        return {"error": "unavailable", "message": f"Try again shortly: {error}"}, 503
-    return None
-
-
-def _since(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit() or int(value) > MAX_ID:
-        raise ValueError(f"since must be a message id (an integer from 0 to {MAX_ID})")
-    return int(value)
 
 
 class RoomSummary(BaseModel):
