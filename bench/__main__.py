@@ -66,6 +66,8 @@ TARGETS: list[tuple[Target, list[str]]] = [
         [*FANOUT, "paced_1000", "calls_100"],
     ),
     (Target("uvicorn-ceiling", "ceiling", server="uvicorn"), FANOUT),
+    (Target("starlette-uvicorn", "starlette", server="uvicorn"), FANOUT),
+    (Target("quart-websocket", "quart"), ["idle_2000"]),
 ]
 
 # The targets' ratios are what the run is for: the ceiling and quartchat run every scenario

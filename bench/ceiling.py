@@ -8,7 +8,7 @@ relays offers, answers, candidates and hang-ups, and announces status changes to
 online, frame for frame what quartchat sends, so the load generator cannot tell the two
 apart.  Whatever quartchat spends beyond this is the price of its framework and features.
 
-    python -m bench.ceiling 8001          # Hypercorn, in this one process (as quartchat)
+    python -m bench.serve bench.ceiling:app 8001    # Hypercorn, in this one process
     uvicorn bench.ceiling:app --port 8001
 """
 
@@ -151,21 +151,3 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         return
     await send({"type": "http.response.start", "status": 404, "headers": []})
     await send({"type": "http.response.body", "body": b""})
-
-
-def main() -> None:
-    """Serve on Hypercorn in this process, as the ``quartchat`` command does (Hypercorn's own
-    command runs the app in a child process under a supervisor)."""
-    import asyncio
-    import sys
-
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
-    config = Config()
-    config.bind = [f"127.0.0.1:{sys.argv[1]}"]
-    asyncio.run(serve(app, config))  # type: ignore[arg-type]
-
-
-if __name__ == "__main__":
-    main()

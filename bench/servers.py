@@ -38,14 +38,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The other servers measured, by kind: an ASGI app each.
+APPS = {
+    "ceiling": "bench.ceiling:app",  # the raw-ASGI ceiling of the stack
+    "starlette": "bench.starlette_chat:app",  # the issue's reference: Starlette + broadcaster
+    "quart": "bench.quart_room:app",  # a room socket through Quart that does nothing
+}
+
+
 @dataclass
 class Target:
-    """A server to measure: ``kind`` is "quartchat" or "ceiling"."""
+    """A server to measure: ``kind`` is "quartchat" or one of :data:`APPS`, served by
+    Hypercorn or Uvicorn."""
 
     name: str
     kind: str
     settings: dict[str, str] = field(default_factory=dict)  # QUARTCHAT_* for quartchat
-    server: str = "hypercorn"  # for the ceiling: hypercorn or uvicorn
+    server: str = "hypercorn"  # for the apps of APPS: hypercorn or uvicorn
     redis: bool = False  # start a private redis-server and use it as the broker
 
     @property
@@ -93,7 +102,7 @@ class Running:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "bench.ceiling:app",
+                APPS[target.kind],
                 "--port",
                 str(self.port),
                 "--log-level",
@@ -105,7 +114,7 @@ class Running:
                 "asyncio",
             ]
         else:
-            command = [sys.executable, "-m", "bench.ceiling", str(self.port)]
+            command = [sys.executable, "-m", "bench.serve", APPS[target.kind], str(self.port)]
         self._launch = ([*pin, *command], env, workdir if target.kind == "quartchat" else ROOT)
         self.log.write_bytes(b"")
         self.process = self._start()
