@@ -20,8 +20,8 @@ from . import (
     proxies,
     security,
     services,
-    sockets,
 )
+from .call import endpoint as call_endpoint
 from .call.views import bp as call_bp
 from .chat import endpoint as chat_endpoint
 from .chat.views import bp as chat_bp
@@ -60,8 +60,8 @@ def create_app(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Quar
     security.init_app(app)
     for blueprint in (pages.bp, chat_bp, call_bp, health.bp, metrics.bp, apidocs.bp):
         app.register_blueprint(blueprint)
-    sockets.init_app(app)
-    chat_endpoint.init_app(app, shared)  # the room socket, beside Quart
+    chat_endpoint.init_app(app, shared)  # the websockets, beside Quart
+    call_endpoint.init_app(app, shared)
     handshakes.init_app(app, settings)  # inside proxies': it counts the forwarded client
     proxies.init_app(app, settings.server.trusted_proxies)  # outermost: rewrites the scope
     return app

@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import Any, Literal, cast
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
-from quart import Quart, websocket
 
 from .broker import Broker, BrokerUnavailable, Subscriber
 from .metrics import OPEN_SOCKETS
@@ -23,9 +22,7 @@ PROTOCOL = "quartchat.v1"
 
 SocketKind = Literal["room", "call"]
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]
-SendEvent = Callable[[dict[str, Any]], Awaitable[None]]
 CloseWith = Callable[["CloseCode", str], Awaitable[None]]
-SEND_KEY = "quartchat.send"
 
 
 class CloseCode(IntEnum):
@@ -50,36 +47,6 @@ class CloseSocket(Exception):
 class Disconnected(Exception):
     """The client closed the connection (raised by a receive that reads the server's
     events directly; through Quart's own receive, a disconnect cancels the handler)."""
-
-
-class KeepSend:
-    """ASGI middleware: keeps each websocket's ASGI ``send`` in its scope, for
-    :func:`asgi_send`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(
-        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        if scope["type"] == "websocket":
-            cast(dict[str, Any], scope)[SEND_KEY] = send
-        await self.app(scope, receive, send)
-
-
-def init_app(app: Quart) -> None:
-    app.asgi_app = KeepSend(app.asgi_app)  # type: ignore[method-assign]
-
-
-def asgi_send() -> SendEvent:
-    """The server's own ``send`` of the current (accepted) websocket, to write frames with
-    (``await send(frame.event)``).
-
-    Quart's ``websocket.send`` adds a ``sleep(0)``, an accept check and a signal dispatch
-    to every frame; a socket's sender task writes one frame per delivery, so those are
-    most of what the app adds to a fan-out.  The sender loops yield on their inbox anyway.
-    """
-    return cast(SendEvent, cast(dict[str, Any], websocket.scope)[SEND_KEY])
 
 
 class Closing:
@@ -199,16 +166,15 @@ async def run_duplex(
     inbox: Subscriber,
     sockets: OpenSockets,
     kind: SocketKind,
-    close_with: CloseWith | None = None,
+    close: CloseWith,
 ) -> None:
     """Run a socket's receive loop (in this task) and its send loop (in a second one) until
     one fails or the client leaves, or the socket is closed from outside: ``inbox``
     overflowing (even while the sender is blocked on a peer that stopped reading) closes it
     with ``SLOW_CONSUMER``; :class:`OpenSockets` with ``GOING_AWAY`` or
-    ``TRY_AGAIN_LATER``.  The send loop never outlives this call.  ``close_with`` sends the
-    close frame (default: Quart's current websocket).
+    ``TRY_AGAIN_LATER``.  The send loop never outlives this call.  ``close`` sends the close
+    frame.
     """
-    close = close_with or close_websocket
     open_sockets = _OPEN_BY_KIND[kind]
     open_sockets.inc()
     try:
@@ -232,13 +198,3 @@ async def run_duplex(
         await close(reason.code, reason.reason)
     finally:
         open_sockets.dec()
-
-
-async def close_websocket(code: CloseCode, reason: str) -> None:
-    """Close Quart's current websocket, without waiting forever on a peer that does not
-    read."""
-    try:
-        async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
-            await websocket.close(code, reason)
-    except TimeoutError:
-        pass

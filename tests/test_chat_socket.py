@@ -11,6 +11,7 @@ import pytest
 from quart import Quart
 from quart.testing.connections import WebsocketDisconnectError, WebsocketResponseError
 
+from quartchat.asgi_socket import route_path
 from quartchat.chat.endpoint import room_and_user
 from quartchat.chat.writer import chat_message
 from quartchat.messages import encode
@@ -392,4 +393,4 @@ def test_which_paths_are_room_sockets(
     path: str, root_path: str, names: tuple[str, str] | None
 ) -> None:
     scope: Any = {"type": "websocket", "path": path, "root_path": root_path}
-    assert room_and_user(scope) == names
+    assert room_and_user(route_path(scope)) == names

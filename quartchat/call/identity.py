@@ -11,9 +11,12 @@ without an Origin, which :mod:`quartchat.handshakes` lets in, gets no device eit
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
-from quart import session, websocket
+from quart import Quart, session
+from werkzeug.http import parse_cookie
 
+from ..asgi_socket import ASGISocket
 from ..origins import same_host
 
 DEVICE_KEY = "device"
@@ -26,10 +29,25 @@ def ensure_device() -> None:
         session.permanent = True
 
 
-def websocket_device() -> str | None:
-    """The device id of the current websocket, if it may be trusted."""
-    origin = websocket.headers.get("Origin")
-    if origin is None or not same_host(origin, websocket.headers.get("Host")):
+async def socket_device(app: Quart, socket: ASGISocket) -> str | None:
+    """The device id of a websocket, if it may be trusted: read from the session cookie by
+    the app's own session interface (so signed, checked and aged as the pages set it)."""
+    origin = socket.header(b"origin")
+    if origin is None or not same_host(origin, socket.header(b"host")):
         return None
-    device = session.get(DEVICE_KEY)
+    cookies = "; ".join(
+        value.decode("latin-1")
+        for name, value in socket.scope["headers"]
+        if name.lower() == b"cookie"
+    )
+    request: Any = _Cookies(parse_cookie(cookies))
+    found = await app.session_interface.open_session(app, request)
+    device = found.get(DEVICE_KEY) if found is not None else None
     return device if isinstance(device, str) else None
+
+
+class _Cookies:
+    """What the session interface reads of a request: its cookies."""
+
+    def __init__(self, cookies: Any) -> None:
+        self.cookies = cookies

@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
-from quart import websocket
-
+from ..asgi_socket import ASGISocket, received
 from ..broker import BrokerUnavailable, Frame, Subscriber
 from ..chat.rules import TokenBucket
 from ..messages import FrameError
 from ..metrics import CALLS_ANSWERED, CALLS_ENDED, CALLS_STARTED
 from ..services import Services
-from ..sockets import CloseCode, CloseSocket, SendEvent, asgi_send, run_duplex
+from ..sockets import CloseCode, CloseSocket, run_duplex
 from ..topics import CALL_DIRECTORY_TOPIC, user_topic
 from .directory import Status
 from .frames import (
@@ -97,8 +96,9 @@ _ENDED_BY_US: dict[Phase, EndReason] = {
 
 
 class CallSession:
-    def __init__(self, services: Services, device: str | None) -> None:
+    def __init__(self, services: Services, socket: ASGISocket, device: str | None) -> None:
         self.services = services
+        self.socket = socket
         self.settings = services.settings.call
         self.device = device
         self.sid = secrets.token_urlsafe(12)
@@ -107,7 +107,6 @@ class CallSession:
         self.call: Call | None = None
         self._lock = asyncio.Lock()
         self._inbox: Subscriber
-        self._send_event: SendEvent  # once accepted
         self._own_status = "\0"  # prefix of directory events about this user, once logged in
 
     async def run(self) -> None:
@@ -115,8 +114,7 @@ class CallSession:
         if not broker.connected:
             raise BrokerUnavailable("the broker is unavailable")
         async with broker.subscribe(max_queue=limits.queue_length) as inbox:
-            await websocket.accept()
-            self._send_event = asgi_send()
+            await self.socket.accept()
             self._inbox = inbox
             inbox.deliver_text(encode(Connected()))
             try:
@@ -126,6 +124,7 @@ class CallSession:
                     inbox,
                     self.services.sockets,
                     "call",
+                    self.socket.close,
                 )
             finally:
                 await self._leave()
@@ -134,8 +133,11 @@ class CallSession:
 
     async def _receive(self, inbox: Subscriber) -> None:
         bucket = TokenBucket(self.settings.rate_per_second, self.settings.rate_burst)
+        receive = self.socket.receive
         while True:
-            raw = await websocket.receive()
+            raw = received(await receive())
+            if raw is None:
+                continue
             try:
                 if not bucket.take():
                     raise FrameError("rate_limited", "Too many frames: slow down.")
@@ -238,7 +240,7 @@ class CallSession:
         """Relay what reaches this connection.  Signals go through the call state, under the
         lock; so do directory events during a call (one may say the peer went offline).
         Anything else (most frames: everyone's status changes) is written as it is."""
-        send = self._send_event
+        send = self.socket.send
         while True:
             for frame in _conflated(await inbox.get_all()):
                 text = frame.text
@@ -259,7 +261,7 @@ class CallSession:
                     await self._on_directory(text, replies.append)
         finally:  # also the farewell before a CloseSocket
             for reply in replies:
-                await self._send_event(Frame(reply).event)
+                await self.socket.send_text(reply)
 
     async def _on_signal(self, signal: Signal, emit: Emit) -> None:
         if signal.to != self.sid:

@@ -1,4 +1,5 @@
-"""Call routes: the signalling websocket and the ICE servers for the browser."""
+"""The call HTTP API: the ICE servers for the browser.  The signalling websocket is served
+beside Quart, by :mod:`.endpoint`."""
 
 from __future__ import annotations
 
@@ -10,15 +11,8 @@ from ..errors import ApiError, api_error
 from ..names import InvalidName, check_user
 from ..services import services
 from .ice import IceServers, ice_servers
-from .identity import websocket_device
-from .session import CallSession
 
 bp = Blueprint("call", __name__)
-
-
-@bp.websocket("/ws/call/")
-async def call_socket() -> None:
-    await CallSession(services(), websocket_device()).run()
 
 
 class IceQuery(BaseModel):

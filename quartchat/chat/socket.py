@@ -47,20 +47,29 @@ ERROR_PREFIX = '{"type":"error"'
 class RoomSession:
     """One accepted room socket: ``extended`` if the client asked for :data:`PROTOCOL`."""
 
-    __slots__ = ("extended", "limits", "room", "services", "socket", "topic", "user")
+    __slots__ = ("extended", "limits", "room", "services", "since", "socket", "topic", "user")
 
     def __init__(
-        self, services: Services, socket: ASGISocket, room: str, user: str, extended: bool
+        self,
+        services: Services,
+        socket: ASGISocket,
+        room: str,
+        user: str,
+        extended: bool,
+        since: int | None = None,
     ) -> None:
         self.services = services
         self.socket = socket
+        self.since = since
         self.limits = services.settings.limits
         self.room = room
         self.user = user
         self.topic = room_topic(room)
         self.extended = extended
 
-    async def run(self, since: int | None) -> None:
+    async def run(self) -> None:
+        """Replay what the client asked for (the room's latest messages, or everything after
+        ``since``), then carry the room's events both ways until the socket closes."""
         broker, presence = self.services.broker, self.services.presence
         async with broker.subscribe(self.topic, max_queue=self.limits.queue_length) as inbox:
             first_socket = await presence.join(self.room, self.user)
@@ -70,7 +79,7 @@ class RoomSession:
                 await self.socket.accept(subprotocol=PROTOCOL if self.extended else None)
                 await run_duplex(
                     lambda: self._receive(inbox),
-                    lambda: self._send(inbox, since),
+                    lambda: self._send(inbox, self.since),
                     inbox,
                     self.services.sockets,
                     "room",
