@@ -188,6 +188,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"The load generator's core was ≥ {LOADGEN_LIMIT:.0%} busy, so it (not only the "
             f"server) was the limit, in: {', '.join(bound)}."
         )
+    lines += ["", *_redis_against_one_process(results)]
     for kind, columns in COLUMNS.items():
         lines += ["", f"### {kind} scenarios", ""]
         lines.append("| target | scenario | " + " | ".join(title for title, _ in columns) + " |")
@@ -200,6 +201,30 @@ def markdown(data: dict[str, Any]) -> str:
                 lines.append(f"| {target} | {scenario} | {cells} |")
     lines += ["", f"![Ratios to the ceiling, by target and figure]({CHART_NAME})"]
     return "\n".join(lines) + "\n"
+
+
+def _redis_against_one_process(results: dict[str, Any]) -> list[str]:
+    """What the Redis broker across two workers costs against quartchat in one process."""
+    ours, redis = results.get("quartchat", {}), results.get("quartchat-redis-2w", {})
+    rows = [
+        (scenario, figure, ours[scenario][figure], redis[scenario][figure])
+        for scenario, figure, _ in TARGETS
+        if figure in ours.get(scenario, {}) and figure in redis.get(scenario, {})
+    ]
+    if not rows:
+        return []
+    lines = [
+        "### The Redis broker across two workers, against one process",
+        "",
+        "| scenario | figure | one process | Redis, 2 workers | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for scenario, figure, one, two in rows:
+        lines.append(
+            f"| {scenario} | {figure} | {_cell(one)} | {_cell(two)} | "
+            f"{_fmt_ratio(float(two) / float(one) if one else None)} |"
+        )
+    return lines
 
 
 def _fmt_ratio(value: float | None) -> str:
@@ -244,3 +269,23 @@ def update_docs(tables: str, doc: Path = DOCS / "performance.md") -> None:
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
     doc.write_text(f"{head}{BEGIN}\n{tables}{END}{tail}")
+
+
+def main() -> None:
+    """``python -m bench.report [performance.json]``: write the tables and chart of a run
+    again (after a change to this module), without running anything."""
+    import json
+    import sys
+
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else DOCS / JSON_NAME
+    data = json.loads(source.read_text())
+    chart(data, source.parent / CHART_NAME)
+    doc = source.parent / "performance.md"
+    if doc.exists():
+        update_docs(markdown(data), doc)
+    else:
+        print(markdown(data))
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,7 @@
 # The benchmark: every scenario against the raw-ASGI ceiling and quartchat (asyncio, uvloop,
 # Redis with 2 workers) and, for reference, the ceiling on Uvicorn.  Writes
 # docs/performance.json, docs/performance.png and the tables in docs/performance.md.
-# About 4 minutes on 2 cores; run it on an otherwise idle machine.
+# About 8 minutes on 2 cores; run it on an otherwise idle machine.
 #   bash bench/run.sh                          # everything
 #   bash bench/run.sh --only ceiling quartchat # some targets (see bench/__main__.py)
 set -euo pipefail
