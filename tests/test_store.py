@@ -145,6 +145,34 @@ async def test_a_resent_client_id_is_stored_once(store: MessageStore) -> None:
     assert [m.text for m in await store.page("a", limit=10)] == ["hello", "hi", "no id"]
 
 
+async def test_resends_among_many_client_ids_are_each_recognised(store: MessageStore) -> None:
+    ids = [f"k-{n}" for n in range(5)]  # looked up by a statement for 8, the last id repeated
+    await store.append_many([NewMessage("a", "ada", f"m{n}", i) for n, i in enumerate(ids)])
+    resent = [NewMessage("a", "ada", "again", client_id) for client_id in ids[1:4]]
+    again = await store.append_many([*resent, NewMessage("a", "ada", "x", "k-9")])
+    assert [(a.message.id, a.message.text, a.new) for a in again] == [
+        (2, "m1", False),
+        (3, "m2", False),
+        (4, "m3", False),
+        (6, "x", True),
+    ]
+
+
+async def test_a_database_error_makes_the_store_unavailable(store_url: str) -> None:
+    """Raised by the driver under the store's own statements, named, and nothing stored."""
+    store = MessageStore(store_url)
+    await store.open()
+    try:
+        await store.append_many([NewMessage("a", "ada", "kept")])
+        await databases.execute(store_url, "DROP TABLE messages")
+        with pytest.raises(StoreUnavailable, match="messages"):
+            await store.append_many([NewMessage("a", "ada", "lost")])
+        with pytest.raises(StoreUnavailable, match="messages"):
+            await store.page("a", limit=10)
+    finally:
+        await store.close()
+
+
 async def test_concurrent_stores_hand_out_gapless_ids(store_url: str, store: MessageStore) -> None:
     """Two stores (as two server processes would) writing to the same rooms at once."""
     other = MessageStore(store_url)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, create_engine, event, make_url
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 T = TypeVar("T")
@@ -29,7 +30,7 @@ Work = Callable[..., T]
 
 
 class Engine(Protocol):
-    dialect: str
+    dialect: Dialect
 
     async def run(self, work: Work[T], *args: Any) -> T:
         """``work(connection, *args)`` in a transaction, committed when it returns."""
@@ -45,7 +46,7 @@ class AsyncEngine:
         # Check a pooled connection before use, so that a server restart costs a reconnect
         # rather than the next batch of messages.
         self._engine = create_async_engine(url, pool_pre_ping=True)
-        self.dialect = self._engine.dialect.name
+        self.dialect = self._engine.dialect
 
     async def run(self, work: Work[T], *args: Any) -> T:
         async with self._engine.begin() as connection:
@@ -58,12 +59,11 @@ class AsyncEngine:
 class ThreadEngine:
     """A SQLite file (or memory) database, every transaction run in one thread of its own."""
 
-    dialect = "sqlite"
-
     def __init__(self, url: str) -> None:
         self._thread: _Worker | None = None  # started on first use, as the pool
         self._engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
         event.listen(self._engine, "connect", _tune_sqlite)
+        self.dialect = self._engine.dialect
 
     async def run(self, work: Work[T], *args: Any) -> T:
         if self._thread is None:

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Select, String, bindparam, select, text, tuple_
+from sqlalchemy import Connection, Integer, String, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.dml import ReturningInsert
 
 from . import migrate
 from .engines import engine_for
+from .prepared import Prepared
 from .schema import messages, rooms
 
 
@@ -58,19 +59,52 @@ class Appended:
 ResendKey = tuple[str, str, str]
 
 
-def _advance_statement(dialect: str) -> ReturningInsert[Any]:
-    """``last_id += :count`` for ``:room`` (created at ``:count``), returning it: built once,
-    since building it costs more than running it."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    count = bindparam("count", type_=Integer)
-    return (
-        insert(rooms)
-        .values(name=bindparam("room", type_=String), last_id=count)
-        .on_conflict_do_update(
-            index_elements=[rooms.c.name], set_={"last_id": rooms.c.last_id + count}
+class Statements:
+    """The store's statements on the path of every message and every join, prepared for one
+    dialect (see :mod:`.prepared`)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        count = bindparam("count", type_=Integer)
+        advance = (  # last_id += :count for :room (created at :count), returning it
+            insert(rooms)
+            .values(name=bindparam("room", type_=String), last_id=count)
+            .on_conflict_do_update(
+                index_elements=[rooms.c.name], set_={"last_id": rooms.c.last_id + count}
+            )
+            .returning(rooms.c.last_id)
         )
-        .returning(rooms.c.last_id)
-    )
+        self.advance = Prepared(advance, dialect, [rooms.c.last_id])
+        self.insert = Prepared(messages.insert(), dialect)
+        self._pages: dict[tuple[bool, bool], Prepared] = {}
+        self._resends: dict[int, Prepared] = {}
+
+    def page(self, after: bool, before: bool) -> Prepared:
+        """Messages of ``:room`` (after ``:after``, before ``:before``), ``:limit`` of them:
+        the first ones after ``after``, else the last ones, newest first."""
+        key = (after, before)
+        if key not in self._pages:
+            query = select(messages).where(messages.c.room == bindparam("room"))
+            if after:
+                query = query.where(messages.c.id > bindparam("after", type_=Integer))
+            if before:
+                query = query.where(messages.c.id < bindparam("before", type_=Integer))
+            order = messages.c.id.asc() if after else messages.c.id.desc()
+            query = query.order_by(order).limit(bindparam("limit", type_=Integer))
+            self._pages[key] = Prepared(query, self._dialect, list(messages.columns))
+        return self._pages[key]
+
+    def resends(self, count: int) -> tuple[Prepared, int]:
+        """Messages with any of ``:c0``... ``:c<size-1>`` as their client_id, and ``size``:
+        the power of two at or above ``count``, so a handful of statements serve any batch
+        (the caller repeats an id to fill it)."""
+        size = 1 << max(0, count - 1).bit_length()
+        if size not in self._resends:
+            ids = [bindparam(f"c{i}", type_=String) for i in range(size)]
+            query = select(messages).where(messages.c.client_id.in_(ids))
+            self._resends[size] = Prepared(query, self._dialect, list(messages.columns))
+        return self._resends[size], size
 
 
 def _resend_key(new: NewMessage) -> ResendKey | None:
@@ -87,7 +121,7 @@ class MessageStore:
 
     def __init__(self, url: str) -> None:
         self._engine = engine_for(url)
-        self._advance = _advance_statement(self._engine.dialect)
+        self._statements = Statements(self._engine.dialect)
 
     async def open(self) -> None:
         """Check the schema; an empty database is migrated to head first.
@@ -130,7 +164,7 @@ class MessageStore:
         self, connection: Connection, batch: Sequence[NewMessage], created_at: datetime
     ) -> list[Appended]:
         keys = [_resend_key(new) for new in batch]
-        earlier = _stored_resends(connection, {key for key in keys if key})
+        earlier = self._stored_resends(connection, {key for key in keys if key})
         first_copy: dict[ResendKey, int] = {}  # a resend within this batch: its first copy
         fresh: list[int] = []  # positions in batch to store
         for position, key in enumerate(keys):
@@ -142,8 +176,10 @@ class MessageStore:
         # Rooms in name order: concurrent writers (processes) lock their rows in one order,
         # so they queue instead of deadlocking.
         for room, count in sorted(Counter(batch[position].room for position in fresh).items()):
-            last_id = connection.execute(self._advance, {"room": room, "count": count})
-            next_id[room] = int(last_id.scalar_one()) - count + 1
+            ((last_id,),) = self._statements.advance.rows(
+                connection, {"room": room, "count": count}
+            )
+            next_id[room] = int(last_id) - count + 1
         stored: dict[int, StoredMessage] = {}
         for position in fresh:
             new = batch[position]
@@ -152,7 +188,7 @@ class MessageStore:
             )
             next_id[new.room] += 1
         if stored:
-            connection.execute(messages.insert(), [_row(m) for m in stored.values()])
+            self._statements.insert.execute_many(connection, [_row(m) for m in stored.values()])
         appended = []
         for position, key in enumerate(keys):
             if position in stored:
@@ -176,37 +212,33 @@ class MessageStore:
         With ``after``: the first ones after it (resume, paging forward).  Otherwise the
         last ones, before ``before`` when given (entry history, paging back).
         """
-        query = select(messages).where(messages.c.room == room)
-        if after is not None:
-            query = query.where(messages.c.id > after)
-        if before is not None:
-            query = query.where(messages.c.id < before)
-        newest_first = after is None
-        order = messages.c.id.desc() if newest_first else messages.c.id.asc()
+        statement = self._statements.page(after is not None, before is not None)
+        values = {"room": room, "after": after, "before": before, "limit": limit}
         with _failures():
-            found = await self._engine.run(_select_messages, query.order_by(order).limit(limit))
-        return found[::-1] if newest_first else found
+            rows = await self._engine.run(statement.rows, values)
+        found = [_message(row) for row in rows]
+        return found if after is not None else found[::-1]
+
+    def _stored_resends(
+        self, connection: Connection, keys: set[ResendKey]
+    ) -> dict[ResendKey, StoredMessage]:
+        """The messages already stored under these (client_id, room, author) keys."""
+        if not keys:
+            return {}
+        ids = sorted({client_id for client_id, _, _ in keys})
+        statement, size = self._statements.resends(len(ids))
+        padded = ids + ids[-1:] * (size - len(ids))
+        found: dict[ResendKey, StoredMessage] = {}
+        for row in statement.rows(connection, {f"c{i}": value for i, value in enumerate(padded)}):
+            message = _message(row)
+            key = (message.client_id or "", message.room, message.user)
+            if key in keys:
+                found[key] = message
+        return found
 
 
 def _ping(connection: Connection) -> None:
     connection.execute(text("SELECT 1"))
-
-
-def _select_messages(connection: Connection, query: Select[Any]) -> list[StoredMessage]:
-    return [_message(row._mapping) for row in connection.execute(query)]
-
-
-def _stored_resends(connection: Connection, keys: set[ResendKey]) -> dict[ResendKey, StoredMessage]:
-    """The messages already stored under these (client_id, room, author) keys."""
-    if not keys:
-        return {}
-    columns = tuple_(messages.c.client_id, messages.c.room, messages.c.author)
-    query = select(messages).where(columns.in_(sorted(keys)))
-    found: dict[ResendKey, StoredMessage] = {}
-    for row in connection.execute(query):
-        message = _message(row._mapping)
-        found[(row.client_id, message.room, message.user)] = message
-    return found
 
 
 def _row(message: StoredMessage) -> dict[str, Any]:
@@ -220,10 +252,9 @@ def _row(message: StoredMessage) -> dict[str, Any]:
     }
 
 
-def _message(row: Any) -> StoredMessage:
-    created_at = row["created_at"]
+def _message(row: Sequence[Any]) -> StoredMessage:
+    """A row of ``messages``, its columns in the table's order."""
+    room, message_id, author, text, created_at, client_id = row
     if created_at.tzinfo is None:  # SQLite keeps no zone; we only ever write UTC
         created_at = created_at.replace(tzinfo=UTC)
-    return StoredMessage(
-        row["room"], row["id"], row["author"], row["text"], created_at, row["client_id"]
-    )
+    return StoredMessage(room, message_id, author, text, created_at, client_id)
