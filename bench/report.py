@@ -199,8 +199,36 @@ def markdown(data: dict[str, Any]) -> str:
                     continue
                 cells = " | ".join(_cell(result.get(key, "–")) for _, key in columns)
                 lines.append(f"| {target} | {scenario} | {cells} |")
+        lines += _as_ratios(results, kind, columns)
     lines += ["", f"![Ratios to the ceiling, by target and figure]({CHART_NAME})"]
     return "\n".join(lines) + "\n"
+
+
+def _as_ratios(results: dict[str, Any], kind: str, columns: list[tuple[str, str]]) -> list[str]:
+    """The same figures of every other target as ratios to the ceiling's (lower is better
+    for costs and times, higher for rates)."""
+    rows = [
+        (target, scenario)
+        for target, by_scenario in results.items()
+        if target != CEILING
+        for scenario in by_scenario
+        if _kind(scenario) == kind and scenario in results.get(CEILING, {})
+    ]
+    if not rows:
+        return []
+    counts = {"delivered_ratio", "connections", "calls"}  # the same by design
+    shown = [(title, key) for title, key in columns if key not in counts]
+    lines = [
+        "",
+        "The same, as ratios to the ceiling's figure in the same scenario:",
+        "",
+        "| target | scenario | " + " | ".join(title for title, _ in shown) + " |",
+        "|---|---|" + "---|" * len(shown),
+    ]
+    for target, scenario in rows:
+        cells = " | ".join(_fmt_ratio(ratio(results, target, scenario, key)) for _, key in shown)
+        lines.append(f"| {target} | {scenario} | {cells} |")
+    return lines
 
 
 def _redis_against_one_process(results: dict[str, Any]) -> list[str]:
