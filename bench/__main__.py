@@ -63,7 +63,7 @@ TARGETS: list[tuple[Target, list[str]]] = [
     (Target("quartchat-uvloop", "quartchat", {"QUARTCHAT_SERVER_EVENT_LOOP": "uvloop"}), ALL),
     (
         Target("quartchat-redis-2w", "quartchat", {"QUARTCHAT_SERVER_WORKERS": "2"}, redis=True),
-        [*FANOUT, "paced_1000", "calls_100"],
+        ALL,
     ),
     (Target("uvicorn-ceiling", "ceiling", server="uvicorn"), FANOUT),
     (Target("starlette-uvicorn", "starlette", server="uvicorn"), FANOUT),

@@ -34,6 +34,23 @@ def _encode(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
+def chat_message(room: str, user: str, frame: str) -> str:
+    """The next message of ``room``, as quartchat encodes it, from a client's frame."""
+    data = json.loads(frame)
+    last_ids[room] = message_id = last_ids.get(room, 0) + 1
+    return _encode(
+        {
+            "type": "chat_message",
+            "id": message_id,
+            "message": data["message"],
+            "user": user,
+            "datetime": datetime.now(UTC).isoformat(),
+            "room": room,
+            "client_id": data.get("client_id"),
+        }
+    )
+
+
 async def _send_all(members: list[Send], text: str) -> None:
     frame = {"type": "websocket.send", "bytes": None, "text": text}
     for member in members:
@@ -53,20 +70,7 @@ async def room_socket(room: str, user: str, receive: Receive, send: Send) -> Non
             event = await receive()
             if event["type"] != "websocket.receive":
                 return
-            data = json.loads(event["text"])
-            last_ids[room] = message_id = last_ids.get(room, 0) + 1
-            text = _encode(
-                {
-                    "type": "chat_message",
-                    "id": message_id,
-                    "message": data["message"],
-                    "user": user,
-                    "datetime": datetime.now(UTC).isoformat(),
-                    "room": room,
-                    "client_id": data.get("client_id"),
-                }
-            )
-            await _send_all(list(members), text)
+            await _send_all(list(members), chat_message(room, user, event["text"]))
     finally:
         members.discard(send)
 

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -91,7 +92,7 @@ class Running:
                 ],
                 stdout=subprocess.DEVNULL,
             )
-            _wait_for_port(redis_port, self.redis)
+            wait_for_port(redis_port, self.redis)
             env["QUARTCHAT_BROKER_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         if target.kind == "quartchat":
             env |= UNLIMITED | target.settings
@@ -125,7 +126,7 @@ class Running:
             process = subprocess.Popen(
                 command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log
             )
-        _wait_for_port(self.port, process)
+        wait_for_port(self.port, process)
         return process
 
     def restart(self, sig: int = signal.SIGTERM) -> None:
@@ -170,17 +171,18 @@ def _redis_server() -> str:
     return found
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[Any]) -> None:
+    """Return once 127.0.0.1:``port`` accepts connections; fail if ``process`` exits first."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+            raise RuntimeError(f"{process.args} exited early with {process.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port}")
+    raise RuntimeError(f"nothing listened on port {port} within {START_TIMEOUT_SECONDS}s")
 
 
 def _tree(pid: int) -> list[int]:

@@ -9,18 +9,17 @@ them).  Served by Uvicorn, as that reference was measured:
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 from broadcaster import Broadcast
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from .ceiling import chat_message  # ids and encoding as quartchat's
+
 broadcast = Broadcast("memory://")
-last_ids: dict[str, int] = {}
 
 
 async def room_socket(websocket: WebSocket) -> None:
@@ -37,18 +36,7 @@ async def room_socket(websocket: WebSocket) -> None:
 
 async def _receive(websocket: WebSocket, room: str, user: str) -> None:
     async for text in websocket.iter_text():
-        data = json.loads(text)
-        last_ids[room] = message_id = last_ids.get(room, 0) + 1
-        message = {
-            "type": "chat_message",
-            "id": message_id,
-            "message": data["message"],
-            "user": user,
-            "datetime": datetime.now(UTC).isoformat(),
-            "room": room,
-            "client_id": data.get("client_id"),
-        }
-        await broadcast.publish(room, json.dumps(message, separators=(",", ":")))
+        await broadcast.publish(room, chat_message(room, user, text))
 
 
 @asynccontextmanager

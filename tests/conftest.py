@@ -88,12 +88,8 @@ def server_env() -> dict[str, str]:
 
 @pytest.fixture
 def server(tmp_path: Path, server_env: dict[str, str]) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path, env=server_env)
-    live.start()
-    try:
+    with LiveServer(tmp_path, env=server_env) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="session")

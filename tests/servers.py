@@ -6,38 +6,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
-START_TIMEOUT_SECONDS = 20.0
+from bench.servers import free_port, wait_for_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
-    """Return once 127.0.0.1:``port`` accepts connections; fail if ``process`` exits first."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {START_TIMEOUT_SECONDS}s")
 
 
 def missing(reason: str) -> NoReturn:
@@ -140,6 +119,13 @@ class LiveServer:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         stop_process(self.process, sig)
         self.process = None
+
+    def __enter__(self) -> LiveServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)

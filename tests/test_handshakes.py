@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,6 @@ from .servers import LiveServer
 ROOM = "/ws/room/lobby/{}/"
 CALL = "/ws/call/"
 FORWARDED_CLIENTS = ("203.0.113.1", "203.0.113.2")
-
-
-@contextlib.contextmanager
-def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path, env=env)
-    live.start()
-    try:
-        yield live
-    finally:
-        live.stop()
 
 
 @contextlib.asynccontextmanager
@@ -85,7 +75,7 @@ async def test_pages_on_this_host_and_clients_without_origin_are_accepted(
 
 async def test_an_origin_in_allowed_origins_is_accepted(tmp_path: Path) -> None:
     env = {"QUARTCHAT_SERVER_ALLOWED_ORIGINS": "https://Chat.Example.org:443/"}
-    with serving(tmp_path, env) as server:
+    with LiveServer(tmp_path, env=env) as server:
         for path in (ROOM.format("ada"), CALL):
             async with accepted(server, path, origin="https://chat.example.org"):
                 pass
@@ -95,7 +85,7 @@ async def test_an_origin_in_allowed_origins_is_accepted(tmp_path: Path) -> None:
 
 
 async def test_one_address_holds_at_most_connections_per_ip_sockets(tmp_path: Path) -> None:
-    with serving(tmp_path, {"QUARTCHAT_LIMITS_CONNECTIONS_PER_IP": "3"}) as server:
+    with LiveServer(tmp_path, env={"QUARTCHAT_LIMITS_CONNECTIONS_PER_IP": "3"}) as server:
         async with contextlib.AsyncExitStack() as sockets:
             # Room and call sockets count together.
             for path in (ROOM.format("ada"), ROOM.format("bob"), CALL):
@@ -126,7 +116,7 @@ async def test_a_burst_of_handshakes_beyond_the_bucket_gets_429_with_retry_after
         "QUARTCHAT_LIMITS_HANDSHAKE_BURST": "3",
         "QUARTCHAT_LIMITS_HANDSHAKES_PER_IP_PER_SECOND": "0.01",  # one more per 100 s
     }
-    with serving(tmp_path, env) as server:
+    with LiveServer(tmp_path, env=env) as server:
         for path in (ROOM.format("ada"), CALL, ROOM.format("bob")):
             async with accepted(server, path):
                 pass
@@ -147,7 +137,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_cap(
         "QUARTCHAT_LIMITS_CONNECTIONS_PER_IP": "2",
     }
     first, second = ({"X-Forwarded-For": client} for client in FORWARDED_CLIENTS)
-    with serving(tmp_path, env) as server:
+    with LiveServer(tmp_path, env=env) as server:
         async with contextlib.AsyncExitStack() as sockets:
             for headers in (first, first, second, second):
                 await sockets.enter_async_context(
