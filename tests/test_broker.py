@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from quartchat.broker import Broker, RedisBackend, Subscriber, broker_from_url
+from quartchat.broker import Broker, Frame, RedisBackend, Subscriber, broker_from_url
 
 BACKENDS = ["memory", "redis"]
 
@@ -31,9 +31,13 @@ def topic() -> Callable[[str], str]:
     return lambda name: prefix + name
 
 
-async def next_text(subscriber: Subscriber, timeout: float = 2.0) -> str:
+async def next_frame(subscriber: Subscriber, timeout: float = 2.0) -> Frame:
     async with asyncio.timeout(timeout):
-        return (await subscriber.get()).text
+        return await subscriber.get()
+
+
+async def next_text(subscriber: Subscriber, timeout: float = 2.0) -> str:
+    return (await next_frame(subscriber, timeout)).text
 
 
 async def test_every_subscriber_gets_the_same_text_in_order(
@@ -45,10 +49,11 @@ async def test_every_subscriber_gets_the_same_text_in_order(
     ):
         for n in range(5):
             await broker.publish(topic("room:a"), f"m{n}")
-        got_first = [await next_text(first) for _ in range(5)]
-        got_second = [await next_text(second) for _ in range(5)]
-    assert got_first == got_second == [f"m{n}" for n in range(5)]
-    assert all(a is b for a, b in zip(got_first, got_second, strict=True))  # encoded once
+        got_first = [await next_frame(first) for _ in range(5)]
+        got_second = [await next_frame(second) for _ in range(5)]
+    assert [frame.text for frame in got_first] == [f"m{n}" for n in range(5)]
+    # Prepared once per process: one frame, so one text and one ASGI event, for everyone.
+    assert all(a is b for a, b in zip(got_first, got_second, strict=True))
 
 
 async def test_subscription_is_live_on_return(broker: Broker, topic: Callable[[str], str]) -> None:
