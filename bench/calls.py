@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from .scenarios import Meter, Result, close_all, open_many, quantile
+from .scenarios import DRAIN_SECONDS, Meter, Result, close_all, open_many, quantile
 from .servers import Running
 from .wsclient import WebSocket
 
@@ -25,9 +25,15 @@ class CallUser:
         self.waiting: dict[str, asyncio.Future[str]] = {}
         self.candidates_left = 0
         self.relayed = 0  # frames relayed from the other party: offers, answers, candidates...
+        self.directory: list[str] = []  # logged_in, then each user_status, as received
 
     def on_text(self, text: str) -> None:
         kind = text[9 : text.index('"', 9)]  # after '{"type":"'
+        if kind == "user_status":
+            self.directory.append(text)
+            return
+        if kind == "logged_in":
+            self.directory.append(text)
         if kind == "ICEcandidate":
             self.relayed += 1
             self.candidates_left -= 1
@@ -49,6 +55,34 @@ class CallUser:
     def send(self, kind: str, data: dict[str, Any]) -> None:
         assert self.connection is not None
         self.connection.send_text(json.dumps({"type": kind, "data": data}))
+
+
+async def _quiet(users: list[CallUser], seconds: float = 0.5) -> None:
+    """Wait until no directory frame arrived for ``seconds``, for a drain's time at most."""
+    since, heard = time.perf_counter(), -1
+    while time.perf_counter() - since < DRAIN_SECONDS:
+        now = sum(len(user.directory) for user in users)
+        if now == heard:
+            return
+        heard = now
+        await asyncio.sleep(seconds)
+
+
+def _knows_all_available(user: CallUser, users: list[CallUser]) -> bool:
+    """Whether ``user``'s view of the directory, once all calls ended, is the truth: every
+    other user online and available.  (A connection that falls behind is sent each
+    person's latest status rather than every step, docs/protocol.md: the state is what
+    must arrive, not each change.)"""
+    view: dict[str, str] = {}
+    for text in user.directory:
+        frame = json.loads(text)
+        if frame["type"] == "logged_in":
+            me = frame["data"]["name"]
+            view = {other["name"]: other["status"] for other in frame["data"]["users"]}
+        else:
+            view[frame["data"]["name"]] = frame["data"]["status"]
+    view.pop(me, None)
+    return len(view) == len(users) - 1 and set(view.values()) == {"available"}
 
 
 def _sdp(kind: str) -> dict[str, str]:
@@ -82,7 +116,7 @@ async def calls(server: Running, name: str, pairs: int, calls_per_pair: int) -> 
         user.send("login", {"name": f"{name}{i}"})
         async with asyncio.timeout(CALL_STEP_TIMEOUT_SECONDS):
             await logged_in
-    await asyncio.sleep(0.5)
+    await _quiet(users)  # the logins' announcements are out of the measured window
     setups: list[float] = []
     failed = 0
     offer, answer = _sdp("offer"), _sdp("answer")
@@ -123,6 +157,7 @@ async def calls(server: Running, name: str, pairs: int, calls_per_pair: int) -> 
     await asyncio.gather(*(pair(i) for i in range(pairs)))
     meter.stop()
     completed = len(setups)
+    await _quiet(users)
     relayed = sum(user.relayed for user in users)
     # per call: the offer, the answer, the candidates both ways and the two call_ended
     expected = pairs * calls_per_pair * (2 * CANDIDATES_PER_SIDE + 4)
@@ -134,6 +169,9 @@ async def calls(server: Running, name: str, pairs: int, calls_per_pair: int) -> 
         "delivered": relayed,
         "expected": expected,
         "delivered_ratio": round(relayed / expected, 4),
+        "status_ratio": round(
+            sum(_knows_all_available(user, users) for user in users) / len(users), 4
+        ),
         "calls_per_second": round(completed / meter.seconds, 1),
         "setup_ms_p50": round(quantile(setups, 0.50) * 1e3, 2),
         "setup_ms_p99": round(quantile(setups, 0.99) * 1e3, 2),

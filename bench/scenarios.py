@@ -1,7 +1,8 @@
 """The load: each scenario drives a running server with real websocket clients and returns
 what it measured.  Chat messages carry their send time (``t=<ns>``) so latency is end to
-end; every client counts what it received, and each run waits for a drain before comparing
-with what was expected."""
+end, and their sender and number (``s=<sender> <n>``); every client keeps what it received,
+each run waits for a drain, and then (outside the measured window) each client's messages
+are checked: every sender of its room, each message once, in the order sent."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .servers import Running
 from .wsclient import WebSocket, connect
 
 MARK = "t="
+TAG = " s="  # then the sender's name and the message's number
 DRAIN_SECONDS = 10.0  # no delivery for this long: whatever has not arrived is lost
 CONNECT_CONCURRENCY = 64
 
@@ -58,15 +60,17 @@ class Meter:
 
 
 async def open_many(
-    urls: list[str], on_text: Callable[[int], Callable[[str], None]]
+    urls: list[str], on_text: Callable[[int], Callable[[str], None]], dialect: str = ""
 ) -> tuple[list[WebSocket], Result]:
-    """Open a connection to each url, ``CONNECT_CONCURRENCY`` handshakes at a time."""
+    """Open a connection to each url, ``CONNECT_CONCURRENCY`` handshakes at a time, asking
+    for the subprotocol ``dialect`` if given."""
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     handshakes: list[float] = []
+    subprotocols = [dialect] if dialect else []
 
     async def one(index: int, url: str) -> WebSocket:
         async with gate:
-            connection, seconds = await connect(url, on_text(index))
+            connection, seconds = await connect(url, on_text(index), subprotocols)
         handshakes.append(seconds)
         return connection
 
@@ -83,24 +87,52 @@ async def open_many(
 
 @dataclass
 class Deliveries:
-    """Counts chat messages received and their latencies; ``done`` once all arrived."""
+    """Counts chat messages received and their latencies; ``done`` once all arrived.  Each
+    client's messages are kept (:meth:`for_client`) for :meth:`exact_clients`."""
 
     expected: int
     count: int = 0
     latencies_ns: list[int] = field(default_factory=list)
     last_progress: float = field(default_factory=time.perf_counter)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    received: list[list[str]] = field(default_factory=list)
 
-    def on_text(self, text: str) -> None:
+    def for_client(self) -> Callable[[str], None]:
+        """The ``on_text`` of one more client."""
+        kept: list[str] = []
+        self.received.append(kept)
+
+        def on_text(text: str) -> None:
+            if self.on_text(text):
+                kept.append(text)
+
+        return on_text
+
+    def on_text(self, text: str) -> bool:
         start = text.find(MARK)
         if start < 0:
-            return
+            return False
         end = text.index(" ", start)
         self.latencies_ns.append(time.monotonic_ns() - int(text[start + len(MARK) : end]))
         self.count += 1
         self.last_progress = time.perf_counter()
         if self.count >= self.expected:
             self.done.set()
+        return True
+
+    def exact_clients(self, senders: int, messages: int) -> int:
+        """How many clients got exactly each of ``senders`` senders' ``messages`` messages,
+        once each and in the order sent (a duplicate, a gap, a reordering or another room's
+        message all make a client inexact)."""
+        exact = 0
+        for texts in self.received:
+            numbers: dict[str, list[int]] = {}
+            for text in texts:
+                sender, number, _ = text[text.index(TAG) + len(TAG) :].split(" ", 2)
+                numbers.setdefault(sender, []).append(int(number))
+            in_order = list(range(messages))
+            exact += len(numbers) == senders and all(n == in_order for n in numbers.values())
+        return exact
 
     async def drain(self) -> None:
         while not self.done.is_set():
@@ -129,17 +161,20 @@ class Sender:
     """Posts ``messages`` chat messages, at most ``window`` unacknowledged (its own echo is
     the acknowledgement), or one every ``interval`` seconds when paced."""
 
-    def __init__(self, tag: str, messages: int, window: int, deliveries: Deliveries) -> None:
-        self.tag = f" s={tag} "
-        self.left = messages
+    def __init__(
+        self, tag: str, messages: int, window: int, deliveries: Deliveries, client_ids: bool
+    ) -> None:
+        self.tag = f"{TAG}{tag} "
+        self.messages = self.left = messages
+        self.client_ids = client_ids  # as browsers send them, quartchat.v1 (docs/protocol.md)
+        self.on_delivery = deliveries.for_client()
         self.window = window
         self.in_flight = 0
-        self.deliveries = deliveries
         self.finished = asyncio.Event()
         self.connection: WebSocket | None = None
 
     def on_text(self, text: str) -> None:
-        self.deliveries.on_text(text)
+        self.on_delivery(text)
         if self.tag in text:
             self.in_flight -= 1
             if self.window:  # paced senders post on their clock, not on acknowledgements
@@ -147,8 +182,11 @@ class Sender:
 
     def post(self) -> None:
         assert self.connection is not None
-        text = f"{MARK}{time.monotonic_ns()}{self.tag}pad"
-        self.connection.send_text(json.dumps({"message": text}))
+        number = self.messages - self.left
+        frame = {"message": f"{MARK}{time.monotonic_ns()}{self.tag}{number} pad"}
+        if self.client_ids:
+            frame["client_id"] = f"{self.tag[len(TAG) : -1]}-{number}"
+        self.connection.send_text(json.dumps(frame))
         self.left -= 1
         self.in_flight += 1
 
@@ -181,19 +219,22 @@ async def fanout(
     full speed (``window`` in flight per sender), or paced at ``rate`` deliveries/s."""
     deliveries = Deliveries(expected=rooms * members * senders * messages)
     base = f"ws://127.0.0.1:{server.port}/ws/room"
+    dialect = server.target.dialect
     readers = [
         f"{base}/{name}-{room}/r{index}/"
         for room in range(rooms)
         for index in range(members - senders)
     ]
-    reader_connections, opened = await open_many(readers, lambda _: deliveries.on_text)
+    reader_connections, opened = await open_many(
+        readers, lambda _: deliveries.for_client(), dialect
+    )
     posting = [
-        Sender(f"{room}.{index}", messages, window, deliveries)
+        Sender(f"{room}.{index}", messages, window, deliveries, client_ids=bool(dialect))
         for room in range(rooms)
         for index in range(senders)
     ]
     urls = [f"{base}/{name}-{room}/s{index}/" for room in range(rooms) for index in range(senders)]
-    sender_connections, _ = await open_many(urls, lambda i: posting[i].on_text)
+    sender_connections, _ = await open_many(urls, lambda i: posting[i].on_text, dialect)
     for sender, connection in zip(posting, sender_connections, strict=True):
         sender.connection = connection
     await asyncio.sleep(0.5)
@@ -216,6 +257,9 @@ async def fanout(
         for task in pacing:
             task.cancel()
     result = {**opened, **deliveries.figures(meter), **meter.figures()}
+    result["exact_ratio"] = round(
+        deliveries.exact_clients(senders, messages) / (rooms * members), 4
+    )
     await close_all([*reader_connections, *sender_connections])
     return result
 
@@ -266,7 +310,7 @@ async def storm(server: Running, name: str, clients: int, rooms: int) -> Result:
         "delivered_ratio": round(result.resumed / clients, 4),
         "recovery_seconds": result.recovery_seconds,
         "restart_seconds": result.restart_seconds,
-        "refused_attempts": result.failed_attempts,
+        "refused_attempts": result.refused_attempts,
         "loadgen_cpu_seconds": result.client_cpu_seconds,
         "server_rss_mb": round(server.rss_kb() / 1024, 1),
     }

@@ -21,10 +21,11 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 START_TIMEOUT_SECONDS = 30.0
 
 # Limits meant for people, not for a load generator on one address: off for the bench.
+# (Each socket's outbound queue keeps its default: a client of the bench never lags by more
+# than its room's messages in flight.)
 UNLIMITED = {
     "QUARTCHAT_LIMITS_RATE_PER_SECOND": "1000000",
     "QUARTCHAT_LIMITS_RATE_BURST": "1000000",
-    "QUARTCHAT_LIMITS_QUEUE_LENGTH": "100000",
     "QUARTCHAT_CALL_RATE_PER_SECOND": "1000000",
     "QUARTCHAT_CALL_RATE_BURST": "1000000",
     "QUARTCHAT_LIMITS_CONNECTIONS_PER_IP": "1000000",
@@ -57,6 +58,7 @@ class Target:
     settings: dict[str, str] = field(default_factory=dict)  # QUARTCHAT_* for quartchat
     server: str = "hypercorn"  # for the apps of APPS: hypercorn or uvicorn
     redis: bool = False  # start a private redis-server and use it as the broker
+    dialect: str = ""  # the room socket's subprotocol the clients ask for; "": the seed's
 
     @property
     def workers(self) -> int:
@@ -72,9 +74,22 @@ class Running:
         workdir.mkdir(parents=True, exist_ok=True)
         self.log = workdir / "server.log"
         self.redis: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUARTCHAT_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         pin = ["taskset", "-c", str(core)]
+        try:
+            self._launch = self._prepare(target, workdir, env, pin)
+            self.log.write_bytes(b"")
+            self.process = self._start()
+        except BaseException:
+            self.stop()  # the redis-server, if it started
+            raise
+
+    def _prepare(
+        self, target: Target, workdir: Path, env: dict[str, str], pin: list[str]
+    ) -> tuple[list[str], dict[str, str], Path]:
+        """Start the target's redis-server, if any; the server's command, env and cwd."""
         if target.redis:
             redis_port = free_port()
             self.redis = subprocess.Popen(
@@ -104,6 +119,8 @@ class Running:
                 "-m",
                 "uvicorn",
                 APPS[target.kind],
+                "--host",
+                "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--log-level",
@@ -116,9 +133,7 @@ class Running:
             ]
         else:
             command = [sys.executable, "-m", "bench.serve", APPS[target.kind], str(self.port)]
-        self._launch = ([*pin, *command], env, workdir if target.kind == "quartchat" else ROOT)
-        self.log.write_bytes(b"")
-        self.process = self._start()
+        return [*pin, *command], env, workdir if target.kind == "quartchat" else ROOT
 
     def _start(self) -> subprocess.Popen[bytes]:
         command, env, cwd = self._launch
@@ -126,18 +141,25 @@ class Running:
             process = subprocess.Popen(
                 command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log
             )
-        wait_for_port(self.port, process)
+        try:
+            wait_for_port(self.port, process)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
         return process
 
     def restart(self, sig: int = signal.SIGTERM) -> None:
         """Stop the server with ``sig`` and start it again on the same port and database;
         return once it listens."""
+        assert self.process is not None
         self.process.send_signal(sig)
         self.process.wait(timeout=30)
+        self.process = None
         self.process = self._start()
 
     def pids(self) -> list[int]:
-        found = _tree(self.process.pid)
+        found = _tree(self.process.pid) if self.process is not None else []
         if self.redis is not None:
             found.append(self.redis.pid)
         return found

@@ -32,6 +32,7 @@ from .resume import Member, room_history
 
 CONNECT_CONCURRENCY = 64
 MESSAGES_BEFORE = 2  # per room, before the restart
+GOODBYE = "close 1001"  # the server going away at the restart: once per client, not a refusal
 WAIT_SECONDS = 120.0  # for any one stage: the storm fails rather than hang
 POLL_SECONDS = 0.02
 
@@ -59,7 +60,7 @@ class StormResult:
     recovery_seconds: float  # restart begun -> every client replayed + a fresh message seen
     client_cpu_seconds: float  # this process's CPU time meanwhile (is the client the limit?)
     resumed: int  # clients whose shown ids equal their room's history
-    failed_attempts: int  # connections refused or lost during the storm
+    refused_attempts: int  # connections refused or lost during the storm (not the goodbyes)
     events: dict[str, int] = field(default_factory=dict)  # their causes
     mismatched: list[str] = field(default_factory=list)  # clients that did not resume cleanly
 
@@ -122,7 +123,7 @@ async def reconnect_storm(
         recovery_seconds=round(recovery_seconds, 2),
         client_cpu_seconds=round(client_cpu, 2),
         resumed=clients - len(mismatched),
-        failed_attempts=sum(during.values()),
+        refused_attempts=sum(n for event, n in during.items() if event != GOODBYE),
         events=dict(during),
         mismatched=mismatched,
     )

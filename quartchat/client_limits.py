@@ -1,6 +1,9 @@
 """Per-address limits on websockets: how many one client address may hold open, and how
 fast it may open new ones.  Pure bookkeeping, applied by :mod:`quartchat.handshakes`.
 
+An IPv6 client is counted by its /64 network: that is what one subscriber or host is
+given, and it holds more addresses than any limit could count one by one.
+
 An address is remembered while it has sockets open or its handshake bucket is refilling.
 Once neither holds it is forgotten: at once if its last socket closes on a full bucket,
 else by a sweep that runs at most once per refill time (``burst / rate``), so an address
@@ -10,6 +13,7 @@ addresses costs memory for that long only.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +36,17 @@ class TooManyHandshakes(Exception):
     def __init__(self, retry_after_seconds: float) -> None:
         super().__init__(f"too many websocket handshakes; retry in {retry_after_seconds:.1f} s")
         self.retry_after_seconds = retry_after_seconds
+
+
+def client_of(address: str) -> str:
+    """What the limits count ``address`` as: itself, or for IPv6 its /64 network."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an IP address (a unix socket's peer, say): itself
+    if parsed.version == 6 and parsed.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return address
 
 
 @dataclass
@@ -70,6 +85,7 @@ class ClientLimits:
         even if the connection cap then refuses it.  An admitted socket must be given back
         with :meth:`release`."""
         self._sweep()
+        address = client_of(address)
         entry = self._addresses.get(address)
         if entry is None:
             bucket = TokenBucket(self._rate, self._burst, clock=self._clock)
@@ -82,6 +98,7 @@ class ClientLimits:
 
     def release(self, address: str) -> None:
         """A socket :meth:`admit` counted has closed."""
+        address = client_of(address)
         entry = self._addresses[address]
         entry.open -= 1
         if not entry.open and entry.handshakes.full():

@@ -58,7 +58,9 @@ class Handshakes:
 
     def _check_origin(self, scope: WebsocketScope) -> Refusal | None:
         origin = _header(scope, b"origin")
-        if origin is None or origin_allowed(origin, _header(scope, b"host"), self.allowed_origins):
+        secure = scope.get("scheme") == "wss"
+        host = _header(scope, b"host")
+        if origin is None or origin_allowed(origin, host, self.allowed_origins, secure):
             return None
         return Refusal(
             403,

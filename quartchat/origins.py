@@ -3,8 +3,11 @@
 A browser sends the visitor's cookies with every websocket handshake, whichever site's page
 opens it, and names that page's origin in ``Origin``.  Our own pages are on the host the
 browser connected to, so their Origin's ``host[:port]`` equals the ``Host`` header.  The
-scheme is left out of that comparison: behind a TLS-terminating proxy (or with ``ws://``
-from an ``http://`` page) the scheme the app sees need not be the page's.
+scheme is left out of that comparison while the connection is plain: behind a
+TLS-terminating proxy that is not among ``server.trusted_proxies`` the app sees ``ws://``
+for a page's ``wss://``.  Once the connection is known to be secure (TLS to us, or a trusted
+proxy's ``X-Forwarded-Proto: https``), only an ``https://`` page is ours: a plain-HTTP page
+on the same host is what an attacker on the network could forge.
 """
 
 from __future__ import annotations
@@ -15,15 +18,21 @@ from urllib.parse import urlsplit
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def same_host(origin: str, host: str | None) -> bool:
-    """True when the page at ``origin`` is on ``host`` (the ``Host`` header), any scheme."""
-    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
+def same_host(origin: str, host: str | None, secure: bool = False) -> bool:
+    """True when the page at ``origin`` is on ``host`` (the ``Host`` header): any scheme,
+    or only https when the connection is ``secure``."""
+    parts = urlsplit(origin.lower())
+    if secure and parts.scheme != "https":
+        return False
+    return host is not None and parts.netloc == host.lower()
 
 
-def origin_allowed(origin: str, host: str | None, allowed: Collection[str]) -> bool:
+def origin_allowed(
+    origin: str, host: str | None, allowed: Collection[str], secure: bool = False
+) -> bool:
     """True for a page on this host, or at one of ``allowed`` (as :func:`normalize_origin`
     gives them)."""
-    return same_host(origin, host) or origin.lower() in allowed
+    return same_host(origin, host, secure) or origin.lower() in allowed
 
 
 def normalize_origin(text: str) -> str:

@@ -1,7 +1,7 @@
 """The benchmark runs: its smoke profile (a few connections and messages per scenario)
-against the ceiling and quartchat, end to end.  Nothing here is timed: the figures are
-for docs/performance.md, from bench/run.sh; this only checks that they can be produced
-and that no scenario lost anything."""
+against every target, end to end.  Nothing here is timed: the figures are for
+docs/performance.md, from bench/run.sh; this only checks that they can be produced and
+that no scenario lost, duplicated or reordered anything (the bench exits with 1 if one did)."""
 
 from __future__ import annotations
 
@@ -15,28 +15,18 @@ import pytest
 from .servers import ROOT
 
 
-@pytest.mark.timeout(180)
-def test_the_smoke_profile_runs_every_scenario_and_writes_its_report(tmp_path: Path) -> None:
+def smoke(out: Path, *targets: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "bench", "--profile", "smoke", "--no-docs", "--out", str(out)]
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--profile",
-            "smoke",
-            "--no-docs",
-            "--out",
-            str(tmp_path),
-            "--only",
-            "ceiling",
-            "quartchat",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=150,
+        [*command, "--only", *targets], cwd=ROOT, capture_output=True, text=True, timeout=150
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+@pytest.mark.timeout(180)
+def test_the_smoke_profile_runs_every_scenario_and_writes_its_report(tmp_path: Path) -> None:
+    run = smoke(tmp_path, "ceiling", "quartchat")
     data = json.loads((tmp_path / "performance.json").read_text())
     scenarios = set(data["scenarios"])
     assert scenarios >= {"fanout_1x100", "fanout_50x20", "paced_1000", "idle_2000", "calls_100"}
@@ -51,3 +41,38 @@ def test_the_smoke_profile_runs_every_scenario_and_writes_its_report(tmp_path: P
     assert data["results"]["quartchat"]["storm_2000"]["recovery_seconds"] > 0
     assert (tmp_path / "performance.png").read_bytes().startswith(b"\x89PNG")
     assert "| fanout_1x100 | server_cpu_us_per_delivery |" in run.stdout
+
+
+@pytest.mark.timeout(180)
+def test_the_reference_targets_run_their_scenarios(tmp_path: Path) -> None:
+    """uvloop, the Redis broker on two workers, the browsers' dialect, Uvicorn, Starlette
+    with broadcaster, and an idle Quart websocket."""
+    references = {
+        "quartchat-uvloop": {
+            "fanout_1x100",
+            "fanout_50x20",
+            "paced_1000",
+            "idle_2000",
+            "calls_100",
+        },
+        "quartchat-redis-2w": {
+            "fanout_1x100",
+            "fanout_50x20",
+            "paced_1000",
+            "idle_2000",
+            "calls_100",
+        },
+        "quartchat-v1": {"fanout_1x100", "fanout_50x20"},
+        "uvicorn-ceiling": {"fanout_1x100", "fanout_50x20"},
+        "starlette-uvicorn": {"fanout_1x100", "fanout_50x20"},
+        "quart-websocket": {"idle_2000"},
+    }
+    smoke(tmp_path, *references)
+    results = json.loads((tmp_path / "performance.json").read_text())["results"]
+    assert {target: set(found) for target, found in results.items()} == references
+    for target, by_scenario in results.items():
+        for scenario, result in by_scenario.items():
+            assert "error" not in result, (target, scenario, result)
+            assert result["server_rss_mb"] > 0, (target, scenario)
+            for exact in ("delivered_ratio", "exact_ratio", "status_ratio"):
+                assert result.get(exact, 1) == 1, (target, scenario, result)

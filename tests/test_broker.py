@@ -109,6 +109,35 @@ async def test_overflow_marks_slow_consumer_without_blocking_others(
         assert [await next_text(slow) for _ in range(2)] == ["m0", "m1"]  # the rest was dropped
 
 
+async def test_a_conflating_inbox_keeps_the_latest_state_and_bounds_the_rest(
+    broker: Broker, topic: Callable[[str], str]
+) -> None:
+    def key(text: str) -> str | None:  # "state:<who>=<value>" is state; anything else is not
+        return text.partition("=")[0] if text.startswith("state:") else None
+
+    async with broker.subscribe(topic("directory"), max_queue=2, conflate=key) as inbox:
+        for n in range(50):  # far more changes than the bound
+            await broker.publish(topic("directory"), f"state:ada={n}")
+            await broker.publish(topic("directory"), f"state:bob={n}")
+        await broker.publish(topic("directory"), "event 1")
+        await broker.publish(topic("directory"), "state:ada=last")
+        await broker.publish(topic("directory"), "event 2")
+        async with asyncio.timeout(5):
+            while not inbox._items or inbox._items[-1].text != "event 2":  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # (an inbox has no event to wait on: all of it queued)
+        assert not inbox.overflowed
+        texts = [frame.text for frame in await inbox.get_all()]
+        assert texts == ["state:bob=49", "event 1", "state:ada=last", "event 2"]
+        await broker.publish(topic("directory"), "state:ada=again")  # a new batch: kept
+        for n in range(3):
+            await broker.publish(topic("directory"), f"event {n + 3}")
+        async with asyncio.timeout(5):
+            while not inbox.overflowed:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        texts = [frame.text for frame in await inbox.get_all()]
+        assert texts == ["state:ada=again", "event 3", "event 4"]  # the third event overflowed
+
+
 async def test_publish_without_subscribers_is_fine(
     broker: Broker, topic: Callable[[str], str]
 ) -> None:

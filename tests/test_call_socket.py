@@ -450,16 +450,23 @@ async def test_a_broker_failure_is_an_error_and_frees_the_name(
     assert await services.directory.lookup("ada") is None  # released despite the failure
 
 
-def test_a_connection_behind_gets_each_persons_latest_status_and_every_offline() -> None:
-    from quartchat.call.session import _conflated, _status_event
+async def test_a_connection_behind_gets_each_persons_latest_status_and_every_offline() -> None:
+    from quartchat.broker import ConflatingSubscriber
+    from quartchat.call.session import _status_event, _status_subject
 
-    def texts(*events: str) -> list[str]:
-        return [frame.text for frame in _conflated([Frame(event) for event in events])]
+    async def texts(*events: str) -> list[str]:
+        inbox = ConflatingSubscriber(max_queue=2, key=_status_subject)
+        for event in events:
+            inbox.deliver(Frame(event))
+        assert not inbox.overflowed
+        return [frame.text for frame in await inbox.get_all()]
 
     ada_busy, ada_free = _status_event("ada", "busy"), _status_event("ada", "available")
     bob_busy, ada_gone = _status_event("bob", "busy"), _status_event("ada", "offline")
     signal = '{"signal":"ringing"}'
-    assert texts(ada_busy, bob_busy, signal, ada_free) == [bob_busy, signal, ada_free]
-    assert texts(ada_busy, ada_gone, ada_free) == [ada_gone, ada_free]
-    assert texts(ada_free, ada_busy) == [ada_busy]
-    assert texts(ada_busy) == [ada_busy]
+    assert await texts(ada_busy, bob_busy, signal, ada_free) == [bob_busy, signal, ada_free]
+    assert await texts(ada_busy, ada_gone, ada_free) == [ada_gone, ada_free]
+    assert await texts(ada_free, ada_busy) == [ada_busy]
+    # 300 status changes of 3 people fit an inbox of 2: only the others count toward it.
+    people = [_status_event(name, "busy") for name in ("ada", "bob", "cy")] * 100
+    assert await texts(*people, signal, signal) == [*people[-3:], signal, signal]

@@ -26,6 +26,21 @@ def test_an_address_holds_at_most_its_connections() -> None:
     counted.admit("198.51.100.1")
 
 
+def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
+    counted = limits(Clock())
+    counted.admit("2001:db8:1:2::1")
+    counted.admit("2001:db8:1:2:ffff::9")  # another address of the same /64
+    with pytest.raises(TooManyConnections):
+        counted.admit("2001:db8:1:2:abcd::1")
+    counted.admit("2001:db8:1:3::1")  # the next /64 counts apart
+    counted.release("2001:db8:1:2::1")
+    counted.admit("2001:db8:1:2::77")
+    assert len(counted) == 2
+    counted.admit("::ffff:198.51.100.1")  # an IPv4 client on a dual-stack socket: itself
+    counted.admit("::ffff:198.51.100.2")
+    counted.admit("::ffff:198.51.100.2")
+
+
 def test_handshakes_beyond_the_burst_are_refused_until_a_token_is_back() -> None:
     clock = Clock()
     counted = limits(clock, connections=100, rate=0.5, burst=3)
@@ -55,7 +70,7 @@ def test_state_stays_bounded_under_many_addresses() -> None:
     clock = Clock()
     counted = limits(clock, rate=1.0, burst=4)  # refilled within 4 s
     for n in range(1000):
-        address = f"2001:db8::{n:x}"
+        address = f"2001:db8:{n:x}::1"  # each its own /64
         counted.admit(address)
         counted.release(address)  # closed at once; its bucket is still refilling
     counted.admit("198.51.100.1")  # held open

@@ -4,8 +4,9 @@ Schemathesis over the HTTP API's OpenAPI description.
 The socket property: every frame the app's own parser refuses (random JSON, right shapes
 with wrong types, unknown fields, huge or strange strings, broken JSON, binary) is answered
 with an ``error`` event on the same, still open socket, and nothing reaches anyone else: a
-member of the same room sees the sentinel message posted after the bad frames as its very
-first frame.  Afterwards the server is healthy and its log holds no traceback.
+member of the same room, or the user the fuzzer is logged in beside or in a call with, sees
+the sentinel sent after the bad frames as its very first frame.  Afterwards the server is
+healthy and its log holds no traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from quartchat.call.frames import parse_call_frame
 from quartchat.chat.rules import check_message
+from quartchat.config import CallConfig, LimitsConfig
 from quartchat.messages import FrameError, PostMessage, parse_room_frame
 from quartchat.sockets import PROTOCOL
 
@@ -39,8 +41,9 @@ FUZZ_ENV = {
     "QUARTCHAT_LIMITS_HANDSHAKES_PER_IP_PER_SECOND": "100000",
     "QUARTCHAT_LIMITS_HANDSHAKE_BURST": "100000",
 }
-MESSAGE_MAX_CHARS = 2000
-SDP_MAX_BYTES, CANDIDATE_MAX_BYTES = 32768, 1024
+# The fuzzed server runs without a config.toml: the limits are the settings' defaults.
+MESSAGE_MAX_CHARS = LimitsConfig().message_max_chars
+SDP_MAX_BYTES, CANDIDATE_MAX_BYTES = CallConfig().sdp_max_bytes, CallConfig().candidate_max_bytes
 ANSWER_SECONDS = 5.0
 ROOMS = itertools.count()
 EXAMPLES = settings(
@@ -156,15 +159,22 @@ async def next_frame(connection: ClientConnection) -> dict[str, Any]:
     return frame
 
 
-NOTICES = {"member_joined", "member_left", "presence"}  # the room's comings and goings
+# What may arrive between a bad frame and its error: the room's comings and goings, and
+# the directory's status changes on the call socket.
+NOTICES = {"member_joined", "member_left", "presence", "user_status"}
+
+
+async def next_but_notices(connection: ClientConnection) -> dict[str, Any]:
+    answer = await next_frame(connection)
+    while answer["type"] in NOTICES:
+        answer = await next_frame(connection)
+    return answer
 
 
 async def answered_with_errors(connection: ClientConnection, sent: list[str | bytes]) -> None:
     for frame in sent:
         await connection.send(frame)
-        answer = await next_frame(connection)
-        while answer["type"] in NOTICES:
-            answer = await next_frame(connection)
+        answer = await next_but_notices(connection)
         assert answer["type"] == "error", (frame, answer)
 
 
@@ -200,19 +210,64 @@ def test_bad_room_frames_get_errors_and_reach_no_one(
     run(exchange())
 
 
+def call_frame(kind: str, **data: Any) -> str:
+    return json.dumps({"type": kind, "data": data})
+
+
+OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
+ANSWER = {"type": "answer", "sdp": "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\n"}
+SENTINEL_CANDIDATE = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}
+
+
+async def log_in(connection: ClientConnection, name: str) -> None:
+    assert (await next_frame(connection))["type"] == "connection"
+    await connection.send(call_frame("login", name=name))
+    assert (await next_but_notices(connection))["type"] == "logged_in"
+
+
 @EXAMPLES
-@given(sent=st.lists(frames(call_shaped()), min_size=1, max_size=6))
-def test_bad_call_frames_get_errors_and_the_socket_stays_usable(
-    fuzzed: LiveServer, sent: list[str | bytes]
+@given(
+    sent=st.lists(frames(call_shaped()), min_size=1, max_size=6),
+    stage=st.sampled_from(["before login", "logged in", "in a call"]),
+)
+def test_bad_call_frames_get_errors_reach_no_one_and_the_socket_stays_usable(
+    fuzzed: LiveServer, sent: list[str | bytes], stage: str
 ) -> None:
     assume(all(call_frame_refused(frame) for frame in sent))
+    suffix = next(ROOMS)
+    me, peer = f"fuzzer-{suffix}", f"witness-{suffix}"
 
     async def exchange() -> None:
-        async with connect(f"{fuzzed.ws_url}/ws/call/", open_timeout=5) as fuzzer:
-            assert (await next_frame(fuzzer))["type"] == "connection"
-            await answered_with_errors(fuzzer, sent)
-            await fuzzer.send(json.dumps({"type": "login", "data": {"name": "fuzzer"}}))
-            assert (await next_frame(fuzzer))["type"] == "logged_in"
+        url = f"{fuzzed.ws_url}/ws/call/"
+        async with (
+            connect(url, open_timeout=5) as fuzzer,
+            connect(url, open_timeout=5) as witness,
+        ):
+            await log_in(witness, peer)
+            if stage == "before login":
+                assert (await next_frame(fuzzer))["type"] == "connection"
+                await answered_with_errors(fuzzer, sent)
+                await fuzzer.send(call_frame("login", name=me))
+                assert (await next_but_notices(fuzzer))["type"] == "logged_in"
+                sentinel = call_frame("call", name=peer, rtcMessage=OFFER)
+                expected = ("call_received", {"caller": me, "rtcMessage": OFFER})
+            else:
+                await log_in(fuzzer, me)
+                if stage == "in a call":
+                    await fuzzer.send(call_frame("call", name=peer, rtcMessage=OFFER))
+                    assert (await next_but_notices(witness))["type"] == "call_received"
+                    assert (await next_but_notices(fuzzer))["type"] == "ringing"
+                    await witness.send(call_frame("answer_call", caller=me, rtcMessage=ANSWER))
+                    assert (await next_but_notices(fuzzer))["type"] == "call_answered"
+                    sentinel = call_frame("ICEcandidate", user=peer, rtcMessage=SENTINEL_CANDIDATE)
+                    expected = ("ICEcandidate", {"rtcMessage": SENTINEL_CANDIDATE})
+                else:
+                    sentinel = call_frame("call", name=peer, rtcMessage=OFFER)
+                    expected = ("call_received", {"caller": me, "rtcMessage": OFFER})
+                await answered_with_errors(fuzzer, sent)
+            await fuzzer.send(sentinel)
+            first = await next_but_notices(witness)
+            assert (first["type"], first["data"]) == expected
 
     run(exchange())
 

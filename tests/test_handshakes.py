@@ -73,6 +73,24 @@ async def test_pages_on_this_host_and_clients_without_origin_are_accepted(
                 pass
 
 
+async def test_behind_a_trusted_tls_proxy_only_https_pages_of_this_host_are_accepted(
+    tmp_path: Path,
+) -> None:
+    env = {"QUARTCHAT_SERVER_TRUSTED_PROXIES": "127.0.0.1"}
+    with LiveServer(tmp_path, env=env) as server:
+        host = f"127.0.0.1:{server.port}"
+        https = {"X-Forwarded-Proto": "https"}
+        for path in (ROOM.format("ada"), CALL):
+            async with accepted(server, path, origin=f"https://{host}", additional_headers=https):
+                pass
+            response, body = await refused(
+                server, path, origin=f"http://{host}", additional_headers=https
+            )
+            assert (response.status_code, body["error"]) == (403, "origin_not_allowed")
+            async with accepted(server, path, origin=f"http://{host}"):
+                pass  # a plain connection: the proxy in front may still be TLS
+
+
 async def test_an_origin_in_allowed_origins_is_accepted(tmp_path: Path) -> None:
     env = {"QUARTCHAT_SERVER_ALLOWED_ORIGINS": "https://Chat.Example.org:443/"}
     with LiveServer(tmp_path, env=env) as server:

@@ -17,6 +17,14 @@ def test_the_same_host_and_port_in_any_scheme() -> None:
     assert not same_host("https://chat.example.org", None)
 
 
+def test_over_a_secure_connection_only_https_pages_are_ours() -> None:
+    assert same_host("https://chat.example.org", "chat.example.org", secure=True)
+    assert not same_host("http://chat.example.org", "chat.example.org", secure=True)
+    assert origin_allowed(
+        "http://chat.example.org", "other.example", {"http://chat.example.org"}, secure=True
+    )  # listed
+
+
 def test_allowed_origins_match_whole_origins() -> None:
     allowed = {"https://chat.example.org"}
     assert origin_allowed("https://chat.example.org", "other.example", allowed)

@@ -7,12 +7,13 @@ from .broker import Broker
 from .frame import Frame
 from .memory import MemoryBackend
 from .redis import RedisBackend
-from .subscriber import Subscriber
+from .subscriber import ConflatingSubscriber, Subscriber
 
 __all__ = [
     "Backend",
     "Broker",
     "BrokerUnavailable",
+    "ConflatingSubscriber",
     "Frame",
     "MemoryBackend",
     "Published",

@@ -10,7 +10,7 @@ from ..aio import cancel_and_wait
 from .base import Backend, BrokerUnavailable
 from .frame import Frame
 from .state import ConnectionState
-from .subscriber import Subscriber
+from .subscriber import ConflatingSubscriber, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +100,22 @@ class Broker:
         if self._listener is None or self._listener.done():
             raise RuntimeError("broker listener is not running")
 
-    def subscribe(self, *topics: str, max_queue: int) -> Subscription:
+    def subscribe(
+        self, *topics: str, max_queue: int, conflate: Callable[[str], str | None] | None = None
+    ) -> Subscription:
         """Subscribe a new bounded inbox to ``topics``; unsubscribe on exit
-        (``async with broker.subscribe(...) as inbox``).
+        (``async with broker.subscribe(...) as inbox``).  With ``conflate``, the inbox is a
+        :class:`ConflatingSubscriber` keyed by it.
 
         On entry every subscription is live: anything published afterwards is delivered
         (a message published just before may be delivered too; consumers that care, like
         the room socket, de-duplicate by id).  Raises :class:`BrokerUnavailable` while
         disconnected.
         """
-        return Subscription(self, topics, Subscriber(max_queue))
+        inbox = (
+            Subscriber(max_queue) if conflate is None else ConflatingSubscriber(max_queue, conflate)
+        )
+        return Subscription(self, topics, inbox)
 
     async def add_topic(self, subscriber: Subscriber, topic: str) -> None:
         async with self._changing:

@@ -71,3 +71,59 @@ class Subscriber:
         socket's sender waits on it, and holds nothing more)."""
         self._waiter = self._loop.create_future()
         return self._waiter
+
+
+SUPERSEDED = Frame("")  # the place of a frame a later one replaced
+
+
+class ConflatingSubscriber(Subscriber):
+    """A subscriber for state rather than events: a frame that ``key`` gives a key replaces
+    the queued frame with the same key, if any, and is queued at its own (later) place; frames
+    without a key are all kept.  Only those count toward ``max_queue``: the keyed ones are
+    bounded by how many keys there are (the people online, for the call directory), not by
+    how often their state changes, so a socket that falls behind a busy directory catches
+    up on the latest state instead of being closed as too slow.  Read with :meth:`get_all`.
+    """
+
+    __slots__ = ("_key", "_keyed", "_superseded")
+
+    def __init__(self, max_queue: int, key: Callable[[str], str | None]) -> None:
+        super().__init__(max_queue)
+        self._key = key
+        self._keyed: dict[str, int] = {}  # key -> where its frame is queued
+        self._superseded = 0
+
+    def deliver(self, frame: Frame) -> None:
+        if self.overflowed:
+            return
+        items = self._items
+        key = self._key(frame.text)
+        if key is None:
+            if len(items) - len(self._keyed) - self._superseded >= self._max_queue:
+                self.overflowed = True
+                if self.on_overflow is not None:
+                    self.on_overflow()
+                return
+        else:
+            queued = self._keyed.get(key)
+            if queued is not None:
+                items[queued] = SUPERSEDED
+                self._superseded += 1
+            self._keyed[key] = len(items)
+        items.append(frame)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def get(self) -> Frame:
+        raise TypeError("a ConflatingSubscriber is read with get_all()")
+
+    async def get_all(self) -> list[Frame]:
+        items = await super().get_all()
+        self._keyed.clear()
+        if self._superseded:
+            self._superseded = 0
+            items = [frame for frame in items if frame is not SUPERSEDED]
+        return items

@@ -33,7 +33,8 @@ async def socket_device(app: Quart, socket: ASGISocket) -> str | None:
     """The device id of a websocket, if it may be trusted: read from the session cookie by
     the app's own session interface (so signed, checked and aged as the pages set it)."""
     origin = socket.header(b"origin")
-    if origin is None or not same_host(origin, socket.header(b"host")):
+    secure = socket.scope.get("scheme") == "wss"
+    if origin is None or not same_host(origin, socket.header(b"host"), secure):
         return None
     cookies = "; ".join(
         value.decode("latin-1")

@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Literal
 
 from ..asgi_socket import ASGISocket, received
-from ..broker import BrokerUnavailable, Frame, Subscriber
+from ..broker import BrokerUnavailable, Subscriber
 from ..chat.rules import TokenBucket
 from ..messages import FrameError
 from ..metrics import CALLS_ANSWERED, CALLS_ENDED, CALLS_STARTED
@@ -83,6 +83,11 @@ class Call:
     peer_sid: str
     reached: bool = False  # caller side: the callee's connection said it rings
     timer: asyncio.Task[None] | None = field(default=None, repr=False)
+    # The directory's word that the peer went offline: the one status change that ends it.
+    peer_offline: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.peer_offline = _status_event(self.peer, "offline")
 
 
 Emit = Callable[[str], None]
@@ -113,7 +118,9 @@ class CallSession:
         limits, broker = self.services.settings.limits, self.services.broker
         if not broker.connected:
             raise BrokerUnavailable("the broker is unavailable")
-        async with broker.subscribe(max_queue=limits.queue_length) as inbox:
+        async with broker.subscribe(
+            max_queue=limits.queue_length, conflate=_status_subject
+        ) as inbox:
             await self.socket.accept()
             self._inbox = inbox
             inbox.deliver_text(encode(Connected()))
@@ -238,13 +245,16 @@ class CallSession:
 
     async def _send(self, inbox: Subscriber) -> None:
         """Relay what reaches this connection.  Signals go through the call state, under the
-        lock; so do directory events during a call (one may say the peer went offline).
-        Anything else (most frames: everyone's status changes) is written as it is."""
+        lock; so does the directory's word that the peer of our call went offline.  Anything
+        else (most frames: everyone's status changes) is written as it is."""
         send = self.socket.send
         while True:
-            for frame in _conflated(await inbox.get_all()):
+            for frame in await inbox.get_all():
                 text = frame.text
-                if text.startswith(SIGNAL_PREFIX) or self.call is not None:
+                call = self.call
+                if text.startswith(SIGNAL_PREFIX) or (
+                    call is not None and text == call.peer_offline
+                ):
                     await self._relay(text)
                 elif not text.startswith(self._own_status):  # the directory tells others
                     await send(frame.event)
@@ -300,7 +310,7 @@ class CallSession:
     async def _on_directory(self, event: str, emit: Emit) -> None:
         """Relay a directory event; if it says the other party of our call went offline
         (their process died before it could tell us), the call is over."""
-        if self.call is not None and event == _status_event(self.call.peer, "offline"):
+        if self.call is not None and event == self.call.peer_offline:
             await self._end(self.call, "disconnected", emit, tell_peer=False)
         emit(event)
 
@@ -435,25 +445,15 @@ STATUS_PREFIX = '{"type":"user_status","data":{"name":'
 PASSING = ('"status":"available"}}', '"status":"busy"}}')
 
 
-def _conflated(frames: list[Frame]) -> list[Frame]:
-    """``frames`` without the available/busy changes that a later frame of the batch about
-    the same person supersedes.  A connection that fell behind (every call anyone makes
-    is four status changes for everyone online) then catches up on the latest state
-    instead of replaying each step; offline events, and everything else, are all kept."""
-    if len(frames) < 2:
-        return frames
-    seen: set[str] = set()
-    kept: list[Frame] = []
-    for frame in reversed(frames):
-        text = frame.text
-        if text.startswith(STATUS_PREFIX) and text.endswith(PASSING):
-            who = text.partition(',"status"')[0]
-            if who in seen:
-                continue
-            seen.add(who)
-        kept.append(frame)
-    kept.reverse()
-    return kept
+def _status_subject(text: str) -> str | None:
+    """Whom a directory event says became available or busy (its text up to the status),
+    else None: the key of a call socket's inbox.  A connection that fell behind (every call
+    anyone makes is four status changes for everyone online) then catches up on each
+    person's latest state instead of replaying each step; offline events, and everything
+    else, are all kept."""
+    if text.startswith(STATUS_PREFIX) and text.endswith(PASSING):
+        return text.partition(',"status"')[0]
+    return None
 
 
 def _status_event(name: str, status: Status | Literal["offline"]) -> str:
